@@ -1,0 +1,172 @@
+// Command cloudsigma-csi-driver is the CloudSigma CSI plugin: controller,
+// node, or both in one process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/attach"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/driver"
+)
+
+type config struct {
+	endpoint, mode              string
+	apiURL, location, uploadURL string
+	allowInsecureHTTP           bool
+	credentialsDir              string
+	nodeID, clusterID           string
+	byIDDir, sysDir, contextDev string
+	maxVolumes                  int
+	channels                    attach.Channels
+	metricsAddress              string
+	showVersion                 bool
+}
+
+func main() {
+	var cfg config
+	fs := flag.CommandLine
+	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock or tcp://host:port")
+	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
+	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
+	fs.StringVar(&cfg.location, "location", "", "CloudSigma location code (zrh, fra, ...): builds the API URL when --api-url is empty, and is the topology value (default: from the API host)")
+	fs.StringVar(&cfg.uploadURL, "upload-url", "", "base URL for drive image upload/download (default: direct.<api host>)")
+	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http API URL (for the simulator only: credentials travel in clear text)")
+	fs.StringVar(&cfg.credentialsDir, "credentials-dir", "", "directory with files username and password (or token), e.g. a mounted Secret; default: env CLOUDSIGMA_USERNAME, CLOUDSIGMA_PASSWORD, CLOUDSIGMA_TOKEN")
+	fs.StringVar(&cfg.nodeID, "node-id", "", "node ID = CloudSigma server UUID of this machine (node mode; default: read from the server context)")
+	fs.StringVar(&cfg.clusterID, "cluster-id", "default", "cluster identity recorded on (and tagging) the drives this cluster owns")
+	fs.StringVar(&cfg.byIDDir, "by-id-dir", "/dev/disk/by-id", "directory of virtio-<serial> device links (node mode)")
+	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes (node mode)")
+	fs.StringVar(&cfg.contextDev, "server-context-device", "/dev/ttyS1", "serial device of the CloudSigma server context (node mode)")
+	fs.IntVar(&cfg.maxVolumes, "max-volumes-per-node", 0, "volumes a node may attach (default: virtio channels minus one for the boot drive)")
+	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", attach.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
+	fs.IntVar(&cfg.channels.Units, "virtio-units", attach.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
+	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics and /healthz, e.g. :9809 (default: off)")
+	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
+	klog.InitFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe CloudSigma CSI driver (%s).\n\nFlags:\n", os.Args[0], driver.Version())
+		fs.PrintDefaults()
+	}
+	flag.Parse()
+	if cfg.showVersion {
+		fmt.Println(driver.Version())
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		klog.ErrorS(err, "Driver failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+func run(ctx context.Context, cfg config) error {
+	controller, node := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
+	if !controller && !node {
+		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
+	}
+	if err := cfg.channels.Validate(); err != nil {
+		return err
+	}
+	location, err := topologyLocation(cfg)
+	if err != nil {
+		return err
+	}
+	opts := driver.Options{Endpoint: cfg.endpoint, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels}
+	m := newMetrics()
+	opts.Interceptors = m.interceptors()
+	if controller {
+		client, err := newClient(cfg, m)
+		if err != nil {
+			return err
+		}
+		opts.Controller, opts.Cloud = true, client
+		opts.Probe = func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err }
+	}
+	if node {
+		if opts.Node, err = newNode(ctx, cfg, location); err != nil {
+			return err
+		}
+	}
+	d, err := driver.New(opts)
+	if err != nil {
+		return err
+	}
+	if cfg.metricsAddress != "" {
+		go func() {
+			if err := m.serve(ctx, cfg.metricsAddress, d.Healthy); err != nil {
+				klog.ErrorS(err, "Metrics server stopped")
+			}
+		}()
+	}
+	return d.Run(ctx)
+}
+
+func newClient(cfg config, m *metrics) (*cloudsigma.Client, error) {
+	user, pass, token, err := credentials(cfg.credentialsDir)
+	if err != nil {
+		return nil, err
+	}
+	return cloudsigma.New(cloudsigma.Config{
+		APIURL: cfg.apiURL, Location: cfg.location, UploadURL: cfg.uploadURL,
+		Username: user, Password: pass, Token: token,
+		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: m.httpClient(),
+		UserAgent: "cloudsigma-csi-driver/" + driver.Version(),
+	})
+}
+
+// credentials come from files in dir (a mounted Secret) or the environment.
+// Their values are never logged.
+func credentials(dir string) (user, pass, token string, err error) {
+	if dir == "" {
+		return os.Getenv("CLOUDSIGMA_USERNAME"), os.Getenv("CLOUDSIGMA_PASSWORD"), os.Getenv("CLOUDSIGMA_TOKEN"), nil
+	}
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(dir + "/" + name)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return strings.TrimSpace(string(b)), err
+	}
+	if user, err = read("username"); err == nil {
+		if pass, err = read("password"); err == nil {
+			token, err = read("token")
+		}
+	}
+	if err == nil && user == "" && token == "" {
+		err = fmt.Errorf("credentials directory %s holds neither username nor token", dir)
+	}
+	return user, pass, token, err
+}
+
+// topologyLocation is the value of the topology key: --location, else the
+// first label of a *.cloudsigma.com API host, else "local" (a simulator).
+func topologyLocation(cfg config) (string, error) {
+	if cfg.location != "" {
+		return cfg.location, nil
+	}
+	if cfg.apiURL == "" {
+		return "", errors.New("set --api-url or --location")
+	}
+	u, err := url.Parse(cfg.apiURL)
+	if err != nil {
+		return "", fmt.Errorf("invalid --api-url: %w", err)
+	}
+	if host := u.Hostname(); strings.HasSuffix(host, ".cloudsigma.com") {
+		return strings.SplitN(host, ".", 2)[0], nil
+	}
+	return "local", nil
+}

@@ -1,0 +1,236 @@
+// Package attach serializes the read-modify-write of a server's drives list
+// and coalesces concurrent attach/detach requests for one server into one
+// PUT. CloudSigma attaches a drive by rewriting the whole server definition,
+// so two uncoordinated writers lose each other's changes or get 503s; one
+// writer per server that batches whatever is waiting fixes both.
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"k8s.io/klog/v2"
+)
+
+// ServerAPI is what the queue needs from the cloud.
+type ServerAPI interface {
+	GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error)
+	UpdateServerDrives(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive) (*cloudsigma.Server, error)
+}
+
+// ErrNoFreeChannel means every configured device channel of the server is
+// taken.
+var ErrNoFreeChannel = errors.New("no free virtio device channel on the server")
+
+// Queue coalesces drive list changes per server.
+type Queue struct {
+	api      ServerAPI
+	channels Channels
+	// Retries is how many times a batch is re-read and re-written after a
+	// concurrency conflict (503) before its requests fail.
+	Retries int
+
+	mu      sync.Mutex
+	pending map[string][]*op // server UUID -> requests waiting for the next write
+	running map[string]bool  // server UUID -> a writer goroutine is active
+}
+
+// NewQueue returns a queue allocating from channels.
+func NewQueue(api ServerAPI, channels Channels) *Queue {
+	return &Queue{api: api, channels: channels, Retries: 8,
+		pending: map[string][]*op{}, running: map[string]bool{}}
+}
+
+type op struct {
+	ctx    context.Context
+	drive  string
+	attach bool
+	done   chan result
+}
+
+type result struct {
+	channel string
+	err     error
+}
+
+// Attach makes sure drive is in the server's drives list as a virtio device
+// and returns its dev_channel. A drive already attached keeps its channel.
+func (q *Queue) Attach(ctx context.Context, server, drive string) (string, error) {
+	r := q.submit(ctx, server, &op{ctx: ctx, drive: drive, attach: true})
+	return r.channel, r.err
+}
+
+// Detach removes drive from the server's drives list; absent is success.
+// The drive may stay mounted for a while afterwards: CloudSigma unplugs
+// asynchronously, and waiting for that is the caller's business.
+func (q *Queue) Detach(ctx context.Context, server, drive string) error {
+	return q.submit(ctx, server, &op{ctx: ctx, drive: drive}).err
+}
+
+func (q *Queue) submit(ctx context.Context, server string, o *op) result {
+	o.done = make(chan result, 1)
+	q.mu.Lock()
+	q.pending[server] = append(q.pending[server], o)
+	if !q.running[server] {
+		q.running[server] = true
+		go q.drain(server)
+	}
+	q.mu.Unlock()
+	select {
+	case r := <-o.done:
+		return r
+	case <-ctx.Done():
+		// The change may still be written; a retried request finds it done.
+		return result{err: ctx.Err()}
+	}
+}
+
+// drain writes batches for one server until nothing is pending.
+func (q *Queue) drain(server string) {
+	for {
+		q.mu.Lock()
+		batch := q.pending[server]
+		delete(q.pending, server)
+		if len(batch) == 0 {
+			delete(q.running, server)
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		q.write(server, live(batch))
+	}
+}
+
+// live drops requests whose callers gave up before the write started.
+func live(batch []*op) []*op {
+	out := batch[:0]
+	for _, o := range batch {
+		if o.ctx.Err() != nil {
+			o.done <- result{err: o.ctx.Err()}
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// write applies a batch with one read-modify-write, re-reading on
+// concurrency conflicts. If the API rejects a batch of several requests, each
+// is tried alone so one bad request cannot fail the others.
+func (q *Queue) write(server string, batch []*op) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	var err error
+	for attempt := 0; attempt <= q.Retries; attempt++ {
+		var results map[*op]result
+		results, err = q.apply(ctx, server, batch)
+		if err == nil {
+			for o, r := range results {
+				o.done <- r
+			}
+			return
+		}
+		if !cloudsigma.IsConcurrency(err) || ctx.Err() != nil {
+			break
+		}
+		klog.V(3).InfoS("Server update conflicted, re-reading", "server", server, "attempt", attempt+1, "err", err)
+		wait := time.Duration(100+rand.IntN(200)) * time.Millisecond << min(attempt, 4)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	if len(batch) > 1 && !cloudsigma.IsConcurrency(err) && ctx.Err() == nil {
+		for _, o := range batch {
+			q.write(server, []*op{o})
+		}
+		return
+	}
+	for _, o := range batch {
+		o.done <- result{err: err}
+	}
+}
+
+// apply reads the server, applies every request of the batch to its drives
+// list and writes it back once (or not at all when nothing changes).
+func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]result, error) {
+	srv, err := q.api.GetServer(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	drives := append([]cloudsigma.ServerDrive(nil), srv.Drives...)
+	used := map[string]bool{}
+	for _, d := range drives {
+		used[normalize(d.DevChannel)] = true
+	}
+	results := map[*op]result{}
+	changed := false
+	for _, o := range batch {
+		idx := indexOf(drives, o.drive)
+		switch {
+		case o.attach && idx >= 0:
+			results[o] = result{channel: normalize(drives[idx].DevChannel)}
+		case o.attach:
+			ch, ok := q.channels.free(used)
+			if !ok {
+				results[o] = result{err: fmt.Errorf("%w (%d channels in use)", ErrNoFreeChannel, len(used))}
+				continue
+			}
+			used[ch] = true
+			drives = append(drives, cloudsigma.ServerDrive{
+				DevChannel: ch, Device: "virtio", Drive: cloudsigma.Ref{UUID: o.drive},
+			})
+			results[o] = result{channel: ch}
+			changed = true
+		case idx >= 0:
+			drives = append(drives[:idx], drives[idx+1:]...)
+			results[o] = result{}
+			changed = true
+		default:
+			results[o] = result{}
+		}
+	}
+	if !changed {
+		return results, nil
+	}
+	if _, err := q.api.UpdateServerDrives(ctx, srv, drives); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func indexOf(drives []cloudsigma.ServerDrive, drive string) int {
+	for i, d := range drives {
+		if d.Drive.UUID == drive {
+			return i
+		}
+	}
+	return -1
+}
+
+// batchContext lives as long as the longest-lived caller of the batch, so a
+// caller giving up does not abort a write that others still wait for.
+func batchContext(batch []*op) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, o := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-o.ctx.Done():
+			case <-ctx.Done():
+			}
+		}()
+	}
+	go func() { wg.Wait(); cancel() }()
+	return ctx, cancel
+}

@@ -1,0 +1,148 @@
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+)
+
+// fakeServers is a unit-test double: one server whose drives list can be
+// read and written, with a PUT that takes time and optional conflicts.
+type fakeServers struct {
+	mu        sync.Mutex
+	drives    []cloudsigma.ServerDrive
+	puts      int
+	conflicts int // fail this many PUTs with a concurrency error
+	reject    string
+}
+
+func (f *fakeServers) GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &cloudsigma.Server{UUID: uuid, Drives: append([]cloudsigma.ServerDrive(nil), f.drives...)}, nil
+}
+
+func (f *fakeServers) UpdateServerDrives(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive) (*cloudsigma.Server, error) {
+	time.Sleep(5 * time.Millisecond)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts++
+	if f.conflicts > 0 {
+		f.conflicts--
+		return nil, &cloudsigma.Error{StatusCode: http.StatusServiceUnavailable, Type: cloudsigma.ErrTypeConcurrency}
+	}
+	for _, d := range drives {
+		if d.Drive.UUID == f.reject {
+			return nil, &cloudsigma.Error{StatusCode: http.StatusBadRequest, Type: cloudsigma.ErrTypeValidation}
+		}
+	}
+	f.drives = drives
+	return s, nil
+}
+
+func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
+	f := &fakeServers{drives: []cloudsigma.ServerDrive{{DevChannel: "0:0", Device: "virtio", Drive: cloudsigma.Ref{UUID: "boot"}}}}
+	q := NewQueue(f, Channels{Controllers: 3, Units: 6})
+	var wg sync.WaitGroup
+	chans := make([]string, 16)
+	for i := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch, err := q.Attach(context.Background(), "srv", fmt.Sprintf("d%d", i))
+			if err != nil {
+				t.Errorf("attach %d: %v", i, err)
+			}
+			chans[i] = ch
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{"0:0": true}
+	for _, ch := range chans {
+		if seen[ch] {
+			t.Fatalf("channel %s handed out twice: %v", ch, chans)
+		}
+		seen[ch] = true
+	}
+	if f.puts >= 16 {
+		t.Fatalf("%d PUTs for 16 attaches", f.puts)
+	}
+	if len(f.drives) != 17 {
+		t.Fatalf("server has %d drives, want 17", len(f.drives))
+	}
+}
+
+func TestAttachIsIdempotentAndDetachOfAbsentDriveIsNoop(t *testing.T) {
+	f := &fakeServers{}
+	q := NewQueue(f, DefaultChannels)
+	a, err := q.Attach(context.Background(), "srv", "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := q.Attach(context.Background(), "srv", "d1")
+	if err != nil || a != b || f.puts != 1 {
+		t.Fatalf("second attach: %q %v (first %q), %d PUTs", b, err, a, f.puts)
+	}
+	if err := q.Detach(context.Background(), "srv", "other"); err != nil || f.puts != 1 {
+		t.Fatalf("detach of an absent drive: %v, %d PUTs", err, f.puts)
+	}
+	if err := q.Detach(context.Background(), "srv", "d1"); err != nil || len(f.drives) != 0 {
+		t.Fatalf("detach: %v, drives %v", err, f.drives)
+	}
+}
+
+func TestConflictsAreRetriedAndBadRequestsIsolated(t *testing.T) {
+	f := &fakeServers{conflicts: 2, reject: "bad"}
+	q := NewQueue(f, DefaultChannels)
+	var wg sync.WaitGroup
+	errs := map[string]error{}
+	var mu sync.Mutex
+	for _, d := range []string{"good1", "bad", "good2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := q.Attach(context.Background(), "srv", d)
+			mu.Lock()
+			errs[d] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if errs["good1"] != nil || errs["good2"] != nil {
+		t.Fatalf("good attaches failed: %v", errs)
+	}
+	if !cloudsigma.IsValidation(errs["bad"]) {
+		t.Fatalf("bad attach: %v, want the validation error", errs["bad"])
+	}
+}
+
+func TestNoFreeChannel(t *testing.T) {
+	f := &fakeServers{}
+	q := NewQueue(f, Channels{Controllers: 1, Units: 2})
+	for _, d := range []string{"a", "b"} {
+		if _, err := q.Attach(context.Background(), "srv", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := q.Attach(context.Background(), "srv", "c"); !errors.Is(err, ErrNoFreeChannel) {
+		t.Fatalf("third attach on two channels: %v", err)
+	}
+}
+
+func TestChannelsValidateAndNormalize(t *testing.T) {
+	if err := (Channels{Controllers: 1, Units: 7}).Validate(); err == nil {
+		t.Fatal("7 units per controller accepted")
+	}
+	if got := normalize(" 01:2"); got != "1:2" {
+		t.Fatalf("normalize: %q", got)
+	}
+	if DefaultChannels.MaxVolumes() != DefaultChannels.Capacity()-1 {
+		t.Fatal("MaxVolumes must leave one channel for the boot drive")
+	}
+}

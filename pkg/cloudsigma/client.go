@@ -1,0 +1,322 @@
+// Package cloudsigma is a typed client for the parts of the CloudSigma API 2.0
+// a CSI driver needs: drives, snapshots, servers, capabilities, jobs and
+// drive images. It retries what is safe to retry, keeps under the documented
+// rate limits, and decodes the API's error array into *Error.
+package cloudsigma
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/klog/v2"
+)
+
+// Config configures a Client. Either APIURL or Location is required.
+type Config struct {
+	// APIURL is the whole base URL, e.g. https://zrh.cloudsigma.com/api/2.0/.
+	// Some locations use other hosts, so this wins over Location.
+	APIURL string
+	// Location is a location code (zrh, fra, ...) used when APIURL is empty.
+	Location string
+	// UploadURL is the base for drive image upload/download. Empty means
+	// direct.<api host> for *.cloudsigma.com hosts, else APIURL.
+	UploadURL string
+
+	Username, Password string
+	// Token, if set, is sent as a bearer token instead of Basic auth
+	// (image upload supports only Basic and keeps using it).
+	Token string
+
+	// AllowInsecureHTTP permits plain http base URLs (the simulator).
+	AllowInsecureHTTP bool
+
+	// HTTPClient is used for every call; nil means a client with sane
+	// timeouts. Wrap its Transport to add metrics.
+	HTTPClient *http.Client
+
+	Retry Retry
+	// RequestsPerMinute and DeletesPerMinute cap the call rate; zero means
+	// the documented limits (10000/min, DELETE 1000/min).
+	RequestsPerMinute, DeletesPerMinute int
+	// PageSize is the limit used when following list pages (default 100).
+	PageSize  int
+	UserAgent string
+}
+
+// Retry is the backoff policy for retryable failures.
+type Retry struct {
+	MaxAttempts int           // total attempts, default 5
+	BaseDelay   time.Duration // first backoff, default 200ms
+	MaxDelay    time.Duration // cap, default 5s
+}
+
+// Client talks to one CloudSigma location. It is safe for concurrent use.
+type Client struct {
+	base, upload *url.URL
+	cfg          Config
+	http         *http.Client
+	limiter      *rate.Limiter
+	deletes      *rate.Limiter
+}
+
+// LocationURL is the documented API base URL of a location.
+func LocationURL(location string) string {
+	return "https://" + location + ".cloudsigma.com/api/2.0/"
+}
+
+// New validates cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	raw := cfg.APIURL
+	if raw == "" {
+		if cfg.Location == "" {
+			return nil, errors.New("cloudsigma: an API URL or a location is required")
+		}
+		raw = LocationURL(cfg.Location)
+	}
+	base, err := parseBase(raw, cfg.AllowInsecureHTTP)
+	if err != nil {
+		return nil, err
+	}
+	upload := base
+	if cfg.UploadURL != "" {
+		if upload, err = parseBase(cfg.UploadURL, cfg.AllowInsecureHTTP); err != nil {
+			return nil, err
+		}
+	} else if strings.HasSuffix(base.Hostname(), ".cloudsigma.com") {
+		u := *base
+		u.Host = "direct." + base.Host
+		upload = &u
+	}
+	if cfg.Username == "" && cfg.Token == "" {
+		return nil, errors.New("cloudsigma: credentials are required (username and password, or a token)")
+	}
+	if cfg.Retry.MaxAttempts <= 0 {
+		cfg.Retry.MaxAttempts = 5
+	}
+	if cfg.Retry.BaseDelay <= 0 {
+		cfg.Retry.BaseDelay = 200 * time.Millisecond
+	}
+	if cfg.Retry.MaxDelay <= 0 {
+		cfg.Retry.MaxDelay = 5 * time.Second
+	}
+	if cfg.RequestsPerMinute <= 0 {
+		cfg.RequestsPerMinute = 10000
+	}
+	if cfg.DeletesPerMinute <= 0 {
+		cfg.DeletesPerMinute = 1000
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 100
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "cloudsigma-csi-driver"
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 2 * time.Minute}
+	}
+	return &Client{
+		base: base, upload: upload, cfg: cfg, http: hc,
+		limiter: perMinute(cfg.RequestsPerMinute),
+		deletes: perMinute(cfg.DeletesPerMinute),
+	}, nil
+}
+
+// perMinute spreads n calls over a minute, with a burst of a 1/60th so a
+// short flurry (16 attaches at once) is not serialized needlessly.
+func perMinute(n int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(float64(n)/60), max(1, n/60))
+}
+
+func parseBase(raw string, allowHTTP bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("cloudsigma: invalid API URL %q", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return nil, fmt.Errorf("cloudsigma: refusing plain http API URL %q (credentials would travel in clear text); allow it explicitly for a simulator", raw)
+		}
+	default:
+		return nil, fmt.Errorf("cloudsigma: unsupported scheme in API URL %q", raw)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	return u, nil
+}
+
+// BaseURL is the API base URL in use.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// request describes one API call.
+type request struct {
+	method string
+	path   string // relative to the base, e.g. "drives/detail/"
+	query  url.Values
+	body   any // JSON encoded when non-nil
+	// idempotent marks POSTs that are safe to repeat; GET, PUT and DELETE
+	// always are.
+	idempotent bool
+}
+
+func (r request) safeToRepeat() bool {
+	return r.method != http.MethodPost || r.idempotent
+}
+
+// do performs the call with rate limiting and retries, and decodes a JSON
+// response into out (when out is non-nil and the response has a body).
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	var payload []byte
+	if r.body != nil {
+		var err error
+		if payload, err = json.Marshal(r.body); err != nil {
+			return fmt.Errorf("cloudsigma: encoding %s %s: %w", r.method, r.path, err)
+		}
+	}
+	u := c.base.ResolveReference(&url.URL{Path: r.path, RawQuery: r.query.Encode()})
+	for attempt := 1; ; attempt++ {
+		body, err := c.once(ctx, r, u, payload)
+		if err == nil {
+			if out == nil || len(bytes.TrimSpace(body)) == 0 {
+				return nil
+			}
+			if err := json.Unmarshal(body, out); err != nil {
+				return fmt.Errorf("cloudsigma: decoding %s %s: %w", r.method, r.path, err)
+			}
+			return nil
+		}
+		if attempt >= c.cfg.Retry.MaxAttempts || !c.retryable(r, err) {
+			return err
+		}
+		delay := backoff(c.cfg.Retry.BaseDelay, c.cfg.Retry.MaxDelay, attempt)
+		klog.V(3).InfoS("Retrying CloudSigma call", "method", r.method, "path", r.path, "attempt", attempt, "delay", delay, "err", err)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
+// retryable decides whether a failed attempt may be repeated. Idempotent
+// calls repeat on transport errors, 5xx and concurrency errors. A POST is
+// repeated only when the API explicitly rejected it as a concurrency conflict
+// (nothing was done) or the connection was never established: a POST whose
+// fate is unknown may have created a drive, and repeating it makes two.
+func (c *Client) retryable(r request, err error) bool {
+	if ctxErr(err) {
+		return false
+	}
+	if apiErr, ok := AsError(err); ok {
+		if apiErr.Type == ErrTypeConcurrency {
+			return true
+		}
+		if !r.safeToRepeat() {
+			return false
+		}
+		return apiErr.StatusCode == http.StatusServiceUnavailable ||
+			apiErr.StatusCode == http.StatusBadGateway ||
+			apiErr.StatusCode == http.StatusGatewayTimeout ||
+			apiErr.StatusCode == http.StatusTooManyRequests ||
+			apiErr.StatusCode == http.StatusInternalServerError && r.method == http.MethodGet
+	}
+	var te *transportError
+	if errors.As(err, &te) {
+		return r.safeToRepeat() || te.notSent
+	}
+	return false
+}
+
+func ctxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// transportError is a failure below HTTP (dial, reset, timeout).
+type transportError struct {
+	err     error
+	notSent bool // the request provably never reached the server
+}
+
+func (e *transportError) Error() string { return "cloudsigma: " + e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+func (c *Client) once(ctx context.Context, r request, u *url.URL, payload []byte) ([]byte, error) {
+	lim := c.limiter
+	if r.method == http.MethodDelete {
+		lim = c.deletes
+	}
+	if err := lim.Wait(ctx); err != nil {
+		return nil, err
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	c.authorize(req, false)
+	req.Header.Set("Accept", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &transportError{err: stripURLCreds(err), notSent: isDialError(err)}
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	reqID := resp.Header.Get("X-REQUEST-ID")
+	klog.V(4).InfoS("CloudSigma call", "method", r.method, "path", u.Path, "status", resp.StatusCode, "requestID", reqID, "duration", time.Since(start))
+	if err != nil {
+		return nil, &transportError{err: err}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, decodeError(resp.StatusCode, respBody, reqID, r.method, u.Path)
+	}
+	return respBody, nil
+}
+
+func (c *Client) authorize(req *http.Request, basicOnly bool) {
+	if c.cfg.Token != "" && !(basicOnly && c.cfg.Username != "") {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	} else {
+		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+}
+
+func isDialError(err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return strings.Contains(err.Error(), "dial ") || strings.Contains(err.Error(), "connection refused")
+}
+
+// stripURLCreds keeps credentials embedded in a URL out of error messages.
+func stripURLCreds(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.User != nil {
+			u.User = nil
+			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+		}
+	}
+	return err
+}

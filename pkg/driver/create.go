@@ -1,0 +1,294 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+)
+
+// ready is where a drive settles once creation, cloning or resizing is over.
+var ready = []string{cloudsigma.StatusUnmounted, cloudsigma.StatusMounted}
+
+// CreateVolume is idempotent by request name across restarts: the drive is
+// named after the request and found again with the API's name filter.
+func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	name := req.GetName()
+	if name == "" {
+		return nil, status.Error(codes.InvalidArgument, "name is required")
+	}
+	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	p, err := parseParams(req.GetParameters())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := c.checkTopology(req.GetAccessibilityRequirements()); err != nil {
+		return nil, err
+	}
+	release, err := c.locks.acquire("name/" + name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limits, ok := caps.Drives[p.storageType]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "storage type %q is not offered in this location (offered: %s)", p.storageType, storageTypes(caps))
+	}
+	size, err := pickSize(req.GetCapacityRange(), limits)
+	if err != nil {
+		return nil, status.Error(codes.OutOfRange, err.Error())
+	}
+	src := req.GetVolumeContentSource()
+	srcSize, err := c.sourceSize(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	if srcSize > size {
+		// A clone is at least as large as its source.
+		if !fits(srcSize, req.GetCapacityRange()) {
+			return nil, status.Errorf(codes.OutOfRange, "the source is %d bytes, more than the limit of %d bytes", srcSize, req.GetCapacityRange().GetLimitBytes())
+		}
+		size = srcSize
+	}
+
+	d, err := c.findVolume(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		if err := compatible(d, p, src, req.GetCapacityRange()); err != nil {
+			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists as drive %s with other properties: %v", name, d.UUID, err)
+		}
+		klog.V(2).InfoS("CreateVolume: found existing drive", "name", name, "drive", d.UUID, "status", d.Status)
+	} else if d, err = c.startVolume(ctx, name, size, p, src); err != nil {
+		return nil, err
+	}
+	if d, err = c.finishVolume(ctx, d, size, p, sourceKey(src)); err != nil {
+		return nil, err
+	}
+	klog.InfoS("CreateVolume: drive ready", "name", name, "drive", d.UUID, "size", int64(d.Size), "source", sourceKey(src))
+	return &csi.CreateVolumeResponse{Volume: c.csiVolume(d, p.volumeContext(), src)}, nil
+}
+
+// findVolume returns this cluster's drive named name, if any.
+func (c *controller) findVolume(ctx context.Context, name string) (*cloudsigma.Drive, error) {
+	drives, err := c.cloud.ListDrives(ctx, cloudsigma.Filter{Name: []string{name}})
+	if err != nil {
+		return nil, cloudError(err, "looking up drive by name")
+	}
+	var ours []cloudsigma.Drive
+	for _, d := range drives {
+		if d.Name == name && c.isOurs(&d) {
+			ours = append(ours, d)
+		}
+	}
+	switch len(ours) {
+	case 0:
+		return nil, nil
+	case 1:
+		return &ours[0], nil
+	}
+	// Never pick one at random: one of them holds data.
+	return nil, status.Errorf(codes.Internal, "%d drives are named %q; resolve the duplicate by hand", len(ours), name)
+}
+
+// compatible reports why an existing drive cannot stand for the request.
+func compatible(d *cloudsigma.Drive, p volumeParams, src *csi.VolumeContentSource, r *csi.CapacityRange) error {
+	if got, want := d.Meta[metaSource], sourceKey(src); got != want && d.Meta[metaDriver] != "" {
+		return fmt.Errorf("content source %q, requested %q", got, want)
+	}
+	if d.StorageType != "" && d.StorageType != p.storageType {
+		return fmt.Errorf("storage type %q, requested %q", d.StorageType, p.storageType)
+	}
+	size := int64(d.Size)
+	if lim := r.GetLimitBytes(); lim > 0 && size > lim {
+		return fmt.Errorf("size %d bytes, above the limit of %d bytes", size, lim)
+	}
+	// A clone smaller than requested is grown by finishVolume.
+	if src == nil && size < r.GetRequiredBytes() {
+		return fmt.Errorf("size %d bytes, requested at least %d bytes", size, r.GetRequiredBytes())
+	}
+	return nil
+}
+
+var transitional = []string{cloudsigma.StatusCreating, cloudsigma.StatusCloningDst, cloudsigma.StatusCloningSrc, cloudsigma.StatusResizing, cloudsigma.StatusCopying}
+
+// startVolume issues the one API call that brings the drive into being.
+func (c *controller) startVolume(ctx context.Context, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
+	switch {
+	case src.GetSnapshot() != nil:
+		d, err := c.cloud.CloneSnapshot(ctx, src.GetSnapshot().GetSnapshotId(), cloudsigma.DriveClone{Name: name, Media: "disk"})
+		return d, cloudError(err, "cloning snapshot "+src.GetSnapshot().GetSnapshotId())
+	case src.GetVolume() != nil:
+		d, err := c.cloud.CloneDrive(ctx, src.GetVolume().GetVolumeId(), cloudsigma.DriveClone{Name: name, Media: "disk", StorageType: p.storageType})
+		return d, cloudError(err, "cloning drive "+src.GetVolume().GetVolumeId())
+	}
+	tags, err := c.driveTags(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.cloud.CreateDrive(ctx, cloudsigma.DriveCreate{
+		Name: name, Size: size, Media: "disk", StorageType: p.storageType,
+		Meta: c.ownMeta(p, ""), Tags: tags,
+	})
+	return d, cloudError(err, "creating drive")
+}
+
+// finishVolume waits for the drive to settle, records ownership on clones
+// (whose create call takes no meta or tags) and grows clones that must be
+// larger than their source.
+func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, size int64, p volumeParams, source string) (*cloudsigma.Drive, error) {
+	d, err := c.waitReady(ctx, d.UUID)
+	if err != nil {
+		return nil, err
+	}
+	if d.Meta[metaDriver] == "" {
+		tags, err := c.driveTags(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if d, err = c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: withMeta(d, c.ownMeta(p, source)), Tags: tagRefs(d, tags)}); err != nil {
+			return nil, cloudError(err, "recording ownership on drive")
+		}
+	}
+	if int64(d.Size) < size {
+		if _, err := c.cloud.ResizeDrive(ctx, d, size); err != nil {
+			return nil, cloudError(err, "growing the new drive")
+		}
+		if d, err = c.waitReady(ctx, d.UUID); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (c *controller) waitReady(ctx context.Context, uuid string) (*cloudsigma.Drive, error) {
+	d, err := c.cloud.WaitDrive(ctx, uuid, c.wait, ready...)
+	if err != nil {
+		return nil, cloudError(err, "waiting for drive "+uuid)
+	}
+	return d, nil
+}
+
+// driveTags is the cluster tag plus the StorageClass's tags, as UUIDs.
+func (c *controller) driveTags(ctx context.Context, p volumeParams) ([]string, error) {
+	var out []string
+	for _, name := range append([]string{c.clusterTag()}, p.tags...) {
+		id, err := c.tagUUID(ctx, name, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// tagRefs merges new tag UUIDs into a drive's existing tags.
+func tagRefs(d *cloudsigma.Drive, add []string) []string {
+	var out []string
+	for _, t := range d.Tags {
+		out = append(out, t.UUID)
+	}
+	for _, t := range add {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// sourceSize checks a content source exists and is usable, and returns its
+// size: a clone cannot be smaller than its source.
+func (c *controller) sourceSize(ctx context.Context, src *csi.VolumeContentSource) (int64, error) {
+	switch {
+	case src == nil:
+		return 0, nil
+	case src.GetSnapshot() != nil:
+		id := src.GetSnapshot().GetSnapshotId()
+		s, err := c.cloud.WaitSnapshot(ctx, id, c.wait, cloudsigma.StatusAvailable)
+		if err != nil {
+			return 0, cloudError(err, "snapshot "+id)
+		}
+		d, err := c.cloud.GetDrive(ctx, s.Drive.UUID)
+		if cloudsigma.IsNotFound(err) {
+			return 0, nil // source drive gone; the snapshot still restores
+		}
+		if err != nil {
+			return 0, cloudError(err, "reading the snapshot's drive")
+		}
+		return int64(d.Size), nil
+	case src.GetVolume() != nil:
+		id := src.GetVolume().GetVolumeId()
+		d, err := c.cloud.GetDrive(ctx, id)
+		if err != nil {
+			return 0, cloudError(err, "source volume "+id)
+		}
+		return int64(d.Size), nil
+	}
+	return 0, status.Error(codes.InvalidArgument, "unsupported volume content source")
+}
+
+// DeleteVolume deletes a drive that is not attached anywhere. The API would
+// delete a mounted drive; the driver refuses, because the data is in use.
+func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	release, err := c.locks.acquire(id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	d, err := c.cloud.GetDrive(ctx, id)
+	if cloudsigma.IsNotFound(err) {
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	if err != nil {
+		return nil, cloudError(err, "reading drive")
+	}
+	if len(d.MountedOn) > 0 || d.Status == cloudsigma.StatusMounted {
+		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is still attached to server(s) %v", id, refUUIDs(d.MountedOn))
+	}
+	if slices.Contains(transitional, d.Status) {
+		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is %s", id, d.Status)
+	}
+	if err := c.cloud.DeleteDrive(ctx, id); err != nil && !cloudsigma.IsNotFound(err) {
+		return nil, cloudError(err, "deleting drive")
+	}
+	// Deletion is asynchronous; wait until the drive is gone so a new
+	// volume with the same name is not mistaken for this one.
+	err = cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
+		_, err := c.cloud.GetDrive(ctx, id)
+		if cloudsigma.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return nil, cloudError(err, "waiting for drive deletion")
+	}
+	klog.InfoS("DeleteVolume: drive deleted", "drive", id)
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+func refUUIDs(refs []cloudsigma.Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.UUID
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+// Package driver is the CSI plugin: the identity and controller services,
+// and the gRPC server that also carries the node service from pkg/node.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/attach"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+)
+
+// Options configure a Driver. A controller needs Cloud; a node needs Node.
+type Options struct {
+	Endpoint string // unix:///path/csi.sock or tcp://host:port
+
+	// Controller serves the controller service through Cloud.
+	Controller bool
+	Cloud      Cloud
+	// Probe checks the API for the identity Probe and health endpoint; nil
+	// means always ready.
+	Probe func(context.Context) error
+
+	// Node, when set, is served as the node service.
+	Node csi.NodeServer
+
+	ClusterID string // tags the drives this cluster owns
+	Location  string // value of the topology key
+	Channels  attach.Channels
+	Wait      cloudsigma.WaitOptions
+
+	// Interceptors run around every call (metrics).
+	Interceptors []grpc.UnaryServerInterceptor
+}
+
+// Driver is a configured CSI plugin.
+type Driver struct {
+	opts  Options
+	probe *probeCache
+	srv   *grpc.Server
+}
+
+// New validates opts and builds the services.
+func New(opts Options) (*Driver, error) {
+	if opts.Endpoint == "" {
+		return nil, errors.New("an endpoint is required")
+	}
+	if !opts.Controller && opts.Node == nil {
+		return nil, errors.New("nothing to serve: enable the controller, the node service, or both")
+	}
+	if opts.Controller && opts.Cloud == nil {
+		return nil, errors.New("the controller service needs a CloudSigma client")
+	}
+	if opts.Location == "" {
+		return nil, errors.New("a location (topology value) is required")
+	}
+	if opts.ClusterID == "" {
+		opts.ClusterID = "default"
+	}
+	if opts.Channels == (attach.Channels{}) {
+		opts.Channels = attach.DefaultChannels
+	}
+	if err := opts.Channels.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Driver{opts: opts}
+	if opts.Probe != nil {
+		d.probe = &probeCache{ttl: time.Minute, check: opts.Probe}
+	}
+	interceptors := append([]grpc.UnaryServerInterceptor{logCalls}, opts.Interceptors...)
+	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
+	csi.RegisterIdentityServer(d.srv, &identity{controller: opts.Controller, probe: d.probe})
+	if opts.Controller {
+		csi.RegisterControllerServer(d.srv, newController(opts.Cloud, opts.Channels, opts.ClusterID, opts.Location, opts.Wait))
+	}
+	if opts.Node != nil {
+		csi.RegisterNodeServer(d.srv, opts.Node)
+	}
+	return d, nil
+}
+
+// Healthy is the cached API check, for a health endpoint.
+func (d *Driver) Healthy(ctx context.Context) error {
+	if d.probe == nil {
+		return nil
+	}
+	return d.probe.checkNow(ctx)
+}
+
+// Run serves until ctx is done, then stops gracefully.
+func (d *Driver) Run(ctx context.Context) error {
+	lis, err := listen(d.opts.Endpoint)
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Serving CSI", "endpoint", d.opts.Endpoint, "controller", d.opts.Controller, "node", d.opts.Node != nil, "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		stopped := make(chan struct{})
+		go func() { d.srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			d.srv.Stop()
+		}
+		return nil
+	}
+}
+
+// listen opens a unix socket (removing a stale one) or a TCP port.
+func listen(endpoint string) (net.Listener, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("invalid endpoint %q: %w", endpoint, err)
+	}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if path == "" {
+			path = u.Opaque
+		}
+		if u.Host != "" { // unix://relative/path
+			path = filepath.Join(u.Host, path)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+		}
+		return net.Listen("unix", path)
+	case "tcp":
+		return net.Listen("tcp", u.Host)
+	}
+	return nil, fmt.Errorf("endpoint %q: scheme must be unix:// or tcp://", endpoint)
+}
+
+// logCalls logs each call's method, outcome and duration; failures at the
+// default level, successes at -v=2. Requests are not logged whole: they can
+// carry secrets.
+func logCalls(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+	if err != nil {
+		klog.ErrorS(err, "CSI call failed", "method", method, "code", status.Code(err), "duration", time.Since(start))
+	} else {
+		klog.V(2).InfoS("CSI call", "method", method, "duration", time.Since(start))
+	}
+	return resp, err
+}

@@ -1,0 +1,68 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/cloudsigma-csi/driver/pkg/attach"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// cloudCode is the one table that turns cloud errors into gRPC codes. The
+// sidecars retry Unavailable, Aborted and DeadlineExceeded with backoff, so
+// transient trouble must land there and only there.
+func cloudCode(err error) codes.Code {
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		return s.Code()
+	}
+	apiErr, isAPI := cloudsigma.AsError(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, attach.ErrNoFreeChannel):
+		return codes.ResourceExhausted
+	case cloudsigma.IsUnavailable(err):
+		return codes.Internal
+	case !isAPI:
+		var se *cloudsigma.StatusError
+		if errors.As(err, &se) {
+			return codes.FailedPrecondition
+		}
+		return codes.Unavailable // transport failures
+	case cloudsigma.IsNotFound(err):
+		return codes.NotFound
+	case cloudsigma.IsUnauthorized(err):
+		return codes.Unauthenticated
+	case cloudsigma.IsPayment(err):
+		return codes.ResourceExhausted
+	case cloudsigma.IsConcurrency(err):
+		return codes.Unavailable
+	case cloudsigma.IsPermission(err):
+		return codes.PermissionDenied
+	case cloudsigma.IsValidation(err):
+		return codes.InvalidArgument
+	case apiErr.StatusCode == http.StatusTooManyRequests:
+		return codes.Unavailable
+	case apiErr.StatusCode >= 500:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// cloudError wraps err in a gRPC status with the code from cloudCode. The
+// message carries the API's request id (in err's text) and never
+// credentials: the client does not put them in errors.
+func cloudError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		return err
+	}
+	return status.Errorf(cloudCode(err), "%s: %v", what, err)
+}

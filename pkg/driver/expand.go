@@ -1,0 +1,86 @@
+package driver
+
+import (
+	"context"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+)
+
+// ControllerExpandVolume grows a drive with the resize action. CloudSigma
+// refuses to resize a drive mounted on a running server, so expansion is
+// offline: FailedPrecondition tells the resizer to try again once the volume
+// is detached.
+func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
+	}
+	release, err := c.locks.acquire(id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	d, err := c.cloud.GetDrive(ctx, id)
+	if err != nil {
+		return nil, cloudError(err, "reading drive")
+	}
+	if d.Status == cloudsigma.StatusResizing {
+		if d, err = c.waitReady(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want, err := pickSize(req.GetCapacityRange(), caps.Drives[d.StorageType])
+	if err != nil {
+		return nil, status.Error(codes.OutOfRange, err.Error())
+	}
+	nodeExpansion := req.GetVolumeCapability().GetBlock() == nil
+	if int64(d.Size) >= want {
+		return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(d.Size), NodeExpansionRequired: nodeExpansion}, nil
+	}
+	if srv, err := c.runningServer(ctx, d); err != nil {
+		return nil, err
+	} else if srv != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is attached to running server %s; CloudSigma resizes only detached drives", id, srv)
+	}
+	if _, err := c.cloud.ResizeDrive(ctx, d, want); err != nil {
+		if cloudsigma.IsPermission(err) {
+			return nil, status.Errorf(codes.FailedPrecondition, "CloudSigma refused to resize drive %s: %v", id, err)
+		}
+		return nil, cloudError(err, "resizing drive")
+	}
+	if d, err = c.waitReady(ctx, id); err != nil {
+		return nil, err
+	}
+	klog.InfoS("ControllerExpandVolume: resized", "drive", id, "size", int64(d.Size))
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(d.Size), NodeExpansionRequired: nodeExpansion}, nil
+}
+
+// runningServer returns a running server the drive is mounted on, if any.
+func (c *controller) runningServer(ctx context.Context, d *cloudsigma.Drive) (string, error) {
+	for _, m := range d.MountedOn {
+		srv, err := c.cloud.GetServer(ctx, m.UUID)
+		if cloudsigma.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", cloudError(err, "reading server "+m.UUID)
+		}
+		if srv.Status != cloudsigma.StatusStopped {
+			return m.UUID, nil
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,193 @@
+package driver
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/params"
+)
+
+// CreateSnapshot is idempotent by name. It returns as soon as CloudSigma
+// accepts the snapshot; ready_to_use follows its status and the snapshotter
+// asks again until it is true.
+func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	name, src := req.GetName(), req.GetSourceVolumeId()
+	if name == "" {
+		return nil, status.Error(codes.InvalidArgument, "name is required")
+	}
+	if src == "" {
+		return nil, status.Error(codes.InvalidArgument, "source volume id is required")
+	}
+	release, err := c.locks.acquire("snapshot/" + name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	existing, err := c.cloud.ListSnapshots(ctx, cloudsigma.Filter{Name: []string{name}})
+	if err != nil {
+		return nil, cloudError(err, "looking up snapshot by name")
+	}
+	for i := range existing {
+		s := &existing[i]
+		if s.Name != name || (s.Meta[metaCluster] != "" && s.Meta[metaCluster] != c.clusterID) {
+			continue
+		}
+		if s.Drive.UUID != src {
+			return nil, status.Errorf(codes.AlreadyExists, "snapshot %q exists for volume %s, not %s", name, s.Drive.UUID, src)
+		}
+		return c.snapshotResponse(ctx, s)
+	}
+	d, err := c.cloud.GetDrive(ctx, src)
+	if err != nil {
+		return nil, cloudError(err, "reading source drive")
+	}
+	s, err := c.cloud.CreateSnapshot(ctx, cloudsigma.SnapshotCreate{Drive: d.UUID, Name: name,
+		Meta: map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID}})
+	if err != nil {
+		return nil, cloudError(err, "creating snapshot")
+	}
+	klog.InfoS("CreateSnapshot: created", "name", name, "snapshot", s.UUID, "drive", src)
+	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, int64(d.Size))}, nil
+}
+
+func (c *controller) snapshotResponse(ctx context.Context, s *cloudsigma.Snapshot) (*csi.CreateSnapshotResponse, error) {
+	if s.Status == cloudsigma.StatusUnavailable {
+		return nil, status.Errorf(codes.Internal, "snapshot %s is unavailable", s.UUID)
+	}
+	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s))}, nil
+}
+
+// restoreSize is the size of the snapshot's drive: a restore needs a drive
+// at least that large. Zero (unknown) when the drive is gone.
+func (c *controller) restoreSize(ctx context.Context, s *cloudsigma.Snapshot) int64 {
+	d, err := c.cloud.GetDrive(ctx, s.Drive.UUID)
+	if err != nil {
+		return 0
+	}
+	return int64(d.Size)
+}
+
+func csiSnapshot(s *cloudsigma.Snapshot, size int64) *csi.Snapshot {
+	return &csi.Snapshot{
+		SnapshotId: s.UUID, SourceVolumeId: s.Drive.UUID, SizeBytes: size,
+		CreationTime: timestamppb.New(parseTimestamp(s.Timestamp)),
+		ReadyToUse:   s.Status == cloudsigma.StatusAvailable,
+	}
+}
+
+// parseTimestamp reads the API's "2014-06-05 09:53:28.851859+00:00".
+func parseTimestamp(ts string) time.Time {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05-07:00"} {
+		if t, err := time.Parse(layout, ts); err == nil {
+			return t
+		}
+	}
+	return time.Unix(0, 0).UTC()
+}
+
+// DeleteSnapshot deletes a snapshot; one that does not exist is deleted.
+func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+	id := req.GetSnapshotId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "snapshot id is required")
+	}
+	release, err := c.locks.acquire("snapshot-id/" + id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if err := c.cloud.DeleteSnapshot(ctx, id); err != nil && !cloudsigma.IsNotFound(err) {
+		return nil, cloudError(err, "deleting snapshot")
+	}
+	err = cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
+		_, err := c.cloud.GetSnapshot(ctx, id)
+		if cloudsigma.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return nil, cloudError(err, "waiting for snapshot deletion")
+	}
+	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// GetSnapshot returns one snapshot.
+func (c *controller) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
+	if req.GetSnapshotId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "snapshot id is required")
+	}
+	s, err := c.cloud.GetSnapshot(ctx, req.GetSnapshotId())
+	if err != nil {
+		return nil, cloudError(err, "reading snapshot")
+	}
+	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s))}, nil
+}
+
+// ListSnapshots lists by id, by source volume, or all, with offset tokens.
+func (c *controller) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+	offset, err := parseToken(req.GetStartingToken())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	var snaps []cloudsigma.Snapshot
+	total := 0
+	switch {
+	case req.GetSnapshotId() != "":
+		s, err := c.cloud.GetSnapshot(ctx, req.GetSnapshotId())
+		if cloudsigma.IsNotFound(err) {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		if err != nil {
+			return nil, cloudError(err, "reading snapshot")
+		}
+		if req.GetSourceVolumeId() != "" && s.Drive.UUID != req.GetSourceVolumeId() {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		snaps, total = []cloudsigma.Snapshot{*s}, 1
+	default:
+		var f cloudsigma.Filter
+		if req.GetSourceVolumeId() != "" {
+			f.Drive = []string{req.GetSourceVolumeId()}
+		}
+		limit := int(req.GetMaxEntries())
+		if limit == 0 {
+			limit = 1000
+		}
+		page, err := c.cloud.ListSnapshotsPage(ctx, f, offset, limit)
+		if err != nil {
+			return nil, cloudError(err, "listing snapshots")
+		}
+		snaps, total = page.Items, page.Total
+	}
+	if offset > 0 && offset >= total {
+		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d snapshots)", offset, total)
+	}
+	sizes := map[string]int64{}
+	resp := &csi.ListSnapshotsResponse{}
+	for i := range snaps {
+		s := &snaps[i]
+		size, ok := sizes[s.Drive.UUID]
+		if !ok {
+			size = c.restoreSize(ctx, s)
+			sizes[s.Drive.UUID] = size
+		}
+		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s, size)})
+	}
+	if next := offset + len(snaps); req.GetSnapshotId() == "" && len(snaps) > 0 && next < total {
+		resp.NextToken = strconv.Itoa(next)
+	}
+	return resp, nil
+}

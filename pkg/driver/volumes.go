@@ -1,0 +1,197 @@
+package driver
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/params"
+)
+
+// Drive meta keys the driver writes (CloudSigma limits keys to 32 chars).
+const (
+	metaDriver       = "csi_driver"  // params.DriverName: the drive is ours
+	metaCluster      = "csi_cluster" // --cluster-id of the owning cluster
+	metaSource       = "csi_source"  // "", "snapshot:<uuid>" or "volume:<uuid>"
+	metaPVCName      = "pvc_name"
+	metaPVCNamespace = "pvc_namespace"
+	metaPVName       = "pv_name"
+)
+
+const (
+	defaultStorageType = "dssd"
+	defaultVolumeSize  = 1 << 30
+	mib                = 1 << 20
+)
+
+// volumeParams are the StorageClass parameters the driver understands.
+type volumeParams struct {
+	storageType   string
+	tags          []string
+	fsType        string
+	formatOptions string
+	pvcName       string
+	pvcNamespace  string
+	pvName        string
+}
+
+// parseParams accepts the documented parameters and the provisioner's
+// csi.storage.k8s.io/* keys; anything else is a typo the user should hear
+// about now, not when the volume misbehaves.
+func parseParams(in map[string]string) (volumeParams, error) {
+	p := volumeParams{storageType: defaultStorageType}
+	for k, v := range in {
+		switch k {
+		case params.ParamStorageType:
+			p.storageType = strings.TrimSpace(v)
+		case params.ParamTags:
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					p.tags = append(p.tags, t)
+				}
+			}
+		case params.ParamFSType:
+			p.fsType = v
+		case params.ParamFormatOptions:
+			p.formatOptions = v
+		case "csi.storage.k8s.io/pvc/name":
+			p.pvcName = v
+		case "csi.storage.k8s.io/pvc/namespace":
+			p.pvcNamespace = v
+		case "csi.storage.k8s.io/pv/name":
+			p.pvName = v
+		default:
+			if !strings.HasPrefix(k, "csi.storage.k8s.io/") {
+				return p, fmt.Errorf("unknown parameter %q (known: %s, %s, %s, %s)", k,
+					params.ParamStorageType, params.ParamTags, params.ParamFSType, params.ParamFormatOptions)
+			}
+		}
+	}
+	if p.storageType == "" {
+		p.storageType = defaultStorageType
+	}
+	return p, nil
+}
+
+// volumeContext is what the node needs later (NodeStage gets it back).
+func (p volumeParams) volumeContext() map[string]string {
+	vc := map[string]string{params.ParamStorageType: p.storageType}
+	if p.formatOptions != "" {
+		vc[params.ParamFormatOptions] = p.formatOptions
+	}
+	if p.fsType != "" {
+		vc[params.ParamFSType] = p.fsType
+	}
+	return vc
+}
+
+// pickSize turns a capacity range into a drive size: at least the storage
+// type's minimum, rounded up to whole MiB unless that would pass the limit.
+func pickSize(r *csi.CapacityRange, limits cloudsigma.SizeRange) (int64, error) {
+	required, limit := r.GetRequiredBytes(), r.GetLimitBytes()
+	if required < 0 || limit < 0 {
+		return 0, fmt.Errorf("capacity must not be negative")
+	}
+	if limit > 0 && required > limit {
+		return 0, fmt.Errorf("required bytes %d exceed limit bytes %d", required, limit)
+	}
+	size := required
+	if size == 0 {
+		size = defaultVolumeSize
+		if limit > 0 && limit < size {
+			size = limit
+		}
+	}
+	if size%mib != 0 {
+		size += mib - size%mib
+		if limit > 0 && size > limit {
+			size = limit
+		}
+	}
+	min, max := int64(limits.MinSize), int64(limits.MaxSize)
+	if size < min {
+		size = min
+	}
+	if limit > 0 && size > limit {
+		return 0, fmt.Errorf("the smallest drive of this storage type is %d bytes, above the limit of %d bytes", min, limit)
+	}
+	if max > 0 && size > max {
+		return 0, fmt.Errorf("%d bytes exceed the largest drive of this storage type (%d bytes)", size, max)
+	}
+	return size, nil
+}
+
+// fits reports whether an existing size satisfies a capacity range.
+func fits(size int64, r *csi.CapacityRange) bool {
+	return size >= r.GetRequiredBytes() && (r.GetLimitBytes() == 0 || size <= r.GetLimitBytes())
+}
+
+// supportedModes are the access modes a CloudSigma drive can serve: one
+// server at a time.
+var supportedModes = []csi.VolumeCapability_AccessMode_Mode{
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+}
+
+// checkCapabilities returns why the capabilities cannot be served, or nil.
+func checkCapabilities(caps []*csi.VolumeCapability) error {
+	if len(caps) == 0 {
+		return fmt.Errorf("volume capabilities are required")
+	}
+	for _, c := range caps {
+		if c.GetAccessMode() == nil {
+			return fmt.Errorf("access mode is required")
+		}
+		if !slices.Contains(supportedModes, c.GetAccessMode().GetMode()) {
+			return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server", c.GetAccessMode().GetMode())
+		}
+		switch {
+		case c.GetBlock() != nil:
+		case c.GetMount() != nil:
+			if fs := c.GetMount().GetFsType(); fs != "" && !slices.Contains(supportedFS, fs) {
+				return fmt.Errorf("filesystem %q is not supported (supported: %s)", fs, strings.Join(supportedFS, ", "))
+			}
+		default:
+			return fmt.Errorf("access type (mount or block) is required")
+		}
+	}
+	return nil
+}
+
+var supportedFS = []string{"ext4", "xfs", "ext3"}
+
+func isBlock(caps []*csi.VolumeCapability) bool {
+	for _, c := range caps {
+		if c.GetBlock() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// storageTypes lists what capabilities offer, for error messages.
+func storageTypes(caps *cloudsigma.Capabilities) string {
+	var names []string
+	for k := range caps.Drives {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// sourceKey is the csi_source meta value for a content source.
+func sourceKey(src *csi.VolumeContentSource) string {
+	switch {
+	case src.GetSnapshot() != nil:
+		return "snapshot:" + src.GetSnapshot().GetSnapshotId()
+	case src.GetVolume() != nil:
+		return "volume:" + src.GetVolume().GetVolumeId()
+	}
+	return ""
+}

@@ -1,0 +1,140 @@
+package driver
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+)
+
+// ValidateVolumeCapabilities confirms the capabilities a drive can serve.
+func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "volume capabilities are required")
+	}
+	if _, err := c.cloud.GetDrive(ctx, req.GetVolumeId()); err != nil {
+		return nil, cloudError(err, "reading drive")
+	}
+	if _, err := parseParams(req.GetParameters()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext: req.GetVolumeContext(), VolumeCapabilities: req.GetVolumeCapabilities(), Parameters: req.GetParameters(),
+	}}, nil
+}
+
+// ControllerGetVolume reports a drive with the servers it is attached to.
+func (c *controller) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	if err != nil {
+		return nil, cloudError(err, "reading drive")
+	}
+	return &csi.ControllerGetVolumeResponse{
+		Volume: c.csiVolume(d, nil, nil),
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: refUUIDs(d.MountedOn)},
+	}, nil
+}
+
+// ControllerGetVolumeHealth reports a drive CloudSigma marks unavailable as
+// inaccessible (CSI 1.13 replaced VolumeCondition with volume health).
+func (c *controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
+	if req.GetVolumeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume id is required")
+	}
+	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	if err != nil {
+		return nil, cloudError(err, "reading drive")
+	}
+	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: driveHealth(d)}, nil
+}
+
+func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
+	h := &csi.VolumeHealth{VolumeId: d.UUID}
+	if d.Status == cloudsigma.StatusUnavailable {
+		h.HealthStatuses = []*csi.VolumeHealth_VolumeHealthEntry{{
+			Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: "DriveUnavailable",
+			Message: "CloudSigma reports the drive as unavailable",
+		}}
+	}
+	return h
+}
+
+// ListVolumes pages through this cluster's drives (those with the cluster
+// tag) with the API's own offset, so a token is an offset into the list.
+func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	offset, err := parseToken(req.GetStartingToken())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	tag, err := c.tagUUID(ctx, c.clusterTag(), false)
+	if err != nil {
+		return nil, err
+	}
+	if tag == "" {
+		if offset > 0 {
+			return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list", offset)
+		}
+		return &csi.ListVolumesResponse{}, nil
+	}
+	filter := cloudsigma.Filter{Tag: []string{tag}}
+	var drives []cloudsigma.Drive
+	total := 0
+	if req.GetMaxEntries() == 0 && offset == 0 {
+		drives, err = c.cloud.ListDrives(ctx, filter)
+		total = len(drives)
+	} else {
+		limit := int(req.GetMaxEntries())
+		if limit == 0 {
+			limit = 1000
+		}
+		var page cloudsigma.Page[cloudsigma.Drive]
+		page, err = c.cloud.ListDrivesPage(ctx, filter, offset, limit)
+		drives, total = page.Items, page.Total
+	}
+	if err != nil {
+		return nil, cloudError(err, "listing drives")
+	}
+	if offset > 0 && offset >= total {
+		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d volumes)", offset, total)
+	}
+	resp := &csi.ListVolumesResponse{}
+	for i := range drives {
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+			Volume: c.csiVolume(&drives[i], nil, nil),
+			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: refUUIDs(drives[i].MountedOn)},
+		})
+	}
+	if next := offset + len(drives); len(drives) > 0 && next < total {
+		resp.NextToken = strconv.Itoa(next)
+	}
+	return resp, nil
+}
+
+// parseToken reads a pagination token; a token we did not issue is Aborted,
+// as the spec asks.
+func parseToken(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(tok)
+	if err != nil || n < 0 {
+		return 0, status.Errorf(codes.Aborted, "invalid starting token %q", tok)
+	}
+	return n, nil
+}
