@@ -13,11 +13,13 @@ import (
 	"strings"
 	"syscall"
 
+	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
+	"github.com/cloudsigma-csi/driver/pkg/metrics"
 )
 
 type config struct {
@@ -86,8 +88,8 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	opts := driver.Options{Endpoint: cfg.endpoint, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels}
-	m := newMetrics()
-	opts.Interceptors = m.interceptors()
+	m := metrics.New()
+	opts.Interceptors = []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}
 	if controller {
 		client, err := newClient(cfg, m)
 		if err != nil {
@@ -107,7 +109,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.metricsAddress != "" {
 		go func() {
-			if err := m.serve(ctx, cfg.metricsAddress, d.Healthy); err != nil {
+			if err := m.Serve(ctx, cfg.metricsAddress, d.Healthy); err != nil {
 				klog.ErrorS(err, "Metrics server stopped")
 			}
 		}()
@@ -115,7 +117,7 @@ func run(ctx context.Context, cfg config) error {
 	return d.Run(ctx)
 }
 
-func newClient(cfg config, m *metrics) (*cloudsigma.Client, error) {
+func newClient(cfg config, m *metrics.Metrics) (*cloudsigma.Client, error) {
 	user, pass, token, err := credentials(cfg.credentialsDir)
 	if err != nil {
 		return nil, err
@@ -123,7 +125,7 @@ func newClient(cfg config, m *metrics) (*cloudsigma.Client, error) {
 	return cloudsigma.New(cloudsigma.Config{
 		APIURL: cfg.apiURL, Location: cfg.location, UploadURL: cfg.uploadURL,
 		Username: user, Password: pass, Token: token,
-		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: m.httpClient(),
+		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: apiHTTPClient(m),
 		UserAgent: "cloudsigma-csi-driver/" + driver.Version(),
 	})
 }

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"net/http"
+	"time"
 
-	"google.golang.org/grpc"
+	"github.com/cloudsigma-csi/driver/pkg/metrics"
 )
 
-// metrics: placeholder until pkg/metrics lands.
-type metrics struct{}
-
-func newMetrics() *metrics                                     { return &metrics{} }
-func (m *metrics) interceptors() []grpc.UnaryServerInterceptor { return nil }
-func (m *metrics) httpClient() *http.Client                    { return nil }
-func (m *metrics) serve(ctx context.Context, addr string, healthy func(context.Context) error) error {
-	return errors.New("metrics not available yet")
+// apiHTTPClient is the CloudSigma client's transport, instrumented so every
+// API call is counted by endpoint and status. The timeout bounds one request;
+// waiters poll with their own deadlines.
+func apiHTTPClient(m *metrics.Metrics) *http.Client {
+	return &http.Client{Transport: m.InstrumentRoundTripper(nil), Timeout: 60 * time.Second}
 }

@@ -140,16 +140,16 @@ func perMinute(n int) *rate.Limiter {
 func parseBase(raw string, allowHTTP bool) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("cloudsigma: invalid API URL %q", raw)
+		return nil, fmt.Errorf("cloudsigma: invalid API URL %q", redactURL(raw))
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !allowHTTP {
-			return nil, fmt.Errorf("cloudsigma: refusing plain http API URL %q (credentials would travel in clear text); allow it explicitly for a simulator", raw)
+			return nil, fmt.Errorf("cloudsigma: refusing plain http API URL %q (credentials would travel in clear text); allow it explicitly for a simulator", u.Redacted())
 		}
 	default:
-		return nil, fmt.Errorf("cloudsigma: unsupported scheme in API URL %q", raw)
+		return nil, fmt.Errorf("cloudsigma: unsupported scheme in API URL %q", u.Redacted())
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
@@ -158,7 +158,7 @@ func parseBase(raw string, allowHTTP bool) (*url.URL, error) {
 }
 
 // BaseURL is the API base URL in use.
-func (c *Client) BaseURL() string { return c.base.String() }
+func (c *Client) BaseURL() string { return c.base.Redacted() }
 
 // request describes one API call.
 type request struct {
@@ -319,4 +319,19 @@ func stripURLCreds(err error) error {
 		}
 	}
 	return err
+}
+
+// redactURL hides userinfo in a URL that may not parse, so a password typed
+// into --api-url never reaches an error message or a log.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+			return raw[:scheme+3] + "xxxxx" + raw[at:]
+		}
+		return "xxxxx" + raw[at:]
+	}
+	return raw
 }

@@ -168,6 +168,9 @@ func joinComma(vals []string) string {
 	esc := make([]string, len(vals))
 	for i, v := range vals {
 		esc[i] = escapeFilterValue(v)
+		if i < len(vals)-1 && strings.HasSuffix(v, `\`) {
+			esc[i] += `\` // "\\," keeps the backslash and still splits
+		}
 	}
 	return strings.Join(esc, ",")
 }

@@ -133,7 +133,9 @@ func IsConcurrency(err error) bool {
 
 // IsPermission: credentials valid but the operation is not allowed (403),
 // e.g. resizing a drive mounted on a running server.
-func IsPermission(err error) bool { return matches(err, http.StatusForbidden, ErrTypePermission) }
+func IsPermission(err error) bool {
+	return matches(err, http.StatusForbidden, ErrTypePermission) && !matches(err, http.StatusUnauthorized) && !matches(err, http.StatusTooManyRequests)
+}
 
 // IsValidation: the request was malformed or a value out of range (400).
 func IsValidation(err error) bool { return matches(err, http.StatusBadRequest, ErrTypeValidation) }

@@ -38,13 +38,13 @@ func (f Filter) values() url.Values {
 	return q
 }
 
-// escapeFilterValue escapes commas (which would split an OR) and backslashes
-// in front of them, as the filtering section of the manual describes.
+// escapeFilterValue escapes what the manual (2.15) gives a meaning to: a
+// comma splits an OR unless written "\,", and "\\," is a literal backslash
+// followed by a separator. Any other backslash is an ordinary character and
+// is sent as is; a trailing one is doubled by joinComma when a separator
+// follows it.
 func escapeFilterValue(v string) string {
-	if !strings.ContainsAny(v, `,\`) {
-		return v
-	}
-	return strings.NewReplacer(`\`, `\\`, `,`, `\,`).Replace(v)
+	return strings.ReplaceAll(v, ",", `\,`)
 }
 
 // listAll follows every page of a list endpoint. It never relies on the

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink safe for the server goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesAPI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	args := []string{"--listen", "127.0.0.1:0", "--username", "U", "--password", "hunter2-secret", "--data-dir", t.TempDir()}
+	go func() { done <- run(ctx, args, logs, func(a string) { addrc <- a }) }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not listening")
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/2.0/drives/?limit=0", nil)
+	req.SetBasicAuth("U", "hunter2-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Meta    map[string]int `json:"meta"`
+		Objects []any          `json:"objects"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || body.Objects == nil || body.Meta["limit"] != 0 || body.Meta["total_count"] != 0 {
+		t.Fatalf("list: %d %+v %v", resp.StatusCode, body, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no clean shutdown")
+	}
+	out := logs.String()
+	if !strings.Contains(out, "GET /api/2.0/drives/?limit=0 200") {
+		t.Fatalf("call not logged:\n%s", out)
+	}
+	if strings.Contains(out, "hunter2-secret") {
+		t.Fatal("password logged")
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseFlags([]string{"--help"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, f := range []string{"listen", "username", "password", "token", "local-server", "guest-devices",
+		"data-dir", "create-delay", "clone-delay", "resize-delay", "snapshot-delay", "delete-delay",
+		"detach-delay", "server-update-delay", "guest-appear-delay", "enforce-rate-limits"} {
+		if !strings.Contains(out.String(), "-"+f) {
+			t.Errorf("--help does not document --%s", f)
+		}
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	t.Setenv("CLOUDSIGMA_USERNAME", "")
+	t.Setenv("CLOUDSIGMA_PASSWORD", "")
+	if _, err := parseFlags([]string{"--username", "u"}, &bytes.Buffer{}); err == nil {
+		t.Fatal("missing password accepted")
+	}
+	t.Setenv("CLOUDSIGMA_USERNAME", "envuser")
+	t.Setenv("CLOUDSIGMA_PASSWORD", "envpass")
+	o, err := parseFlags(nil, &bytes.Buffer{})
+	if err != nil || o.cfg.Username != "envuser" || o.cfg.Password != "envpass" {
+		t.Fatalf("env credentials: %+v %v", o, err)
+	}
+	if o.cfg.Delays.Create != 200*time.Millisecond || o.cfg.Delays.Detach != 500*time.Millisecond || o.listen != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v", o)
+	}
+}

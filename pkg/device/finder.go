@@ -1,0 +1,169 @@
+// Package device answers one question for the node plugin: which block device
+// in this guest is the CloudSigma drive with a given UUID. A wrong answer
+// means formatting or mounting someone else's data, so every answer is proven
+// (serial or loop backing file, device number, size) and anything unproven is
+// refused.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"k8s.io/klog/v2"
+)
+
+// Finder locates the block device of a drive. wantSize is the drive size the
+// controller saw at attach time (0 = unknown); it returns the /dev path.
+type Finder interface {
+	Find(ctx context.Context, driveUUID string, wantSize int64) (string, error)
+}
+
+// Errors a Finder returns, wrapped with details. Callers map them with
+// errors.Is; the node service turns them into gRPC codes.
+var (
+	// ErrNotFound: no device of this drive is visible (yet).
+	ErrNotFound = errors.New("drive device not found")
+	// ErrIdentity: a device is where the drive should be, but it cannot be
+	// proven to be the drive (wrong serial, no identity, stale node).
+	ErrIdentity = errors.New("device identity not proven")
+	// ErrAmbiguous: more than one device claims to be the drive.
+	ErrAmbiguous = errors.New("more than one device matches the drive")
+	// ErrSize: the drive's device is smaller than the drive.
+	ErrSize = errors.New("device size does not match the drive")
+)
+
+// Defaults for VirtioFinder's zero fields.
+const (
+	DefaultByIDDir = "/dev/disk/by-id"
+	DefaultSysDir  = "/sys"
+	DefaultDevDir  = "/dev"
+	DefaultTimeout = 30 * time.Second
+)
+
+// VirtioFinder finds virtio-blk drives by their serial (see Serial) and, for
+// the single-machine emulation, loop devices by their backing file
+// "<drive-uuid>.img". The zero value uses the real /dev and /sys.
+//
+// Size rule: the device must be at least wantSize bytes. Larger is accepted
+// because CloudSigma drives only grow (offline resize, clone or restore into
+// a bigger drive, resize rounding up to 64 KiB) while publish_context keeps
+// the size seen at attach; smaller is never legitimate, so it is refused.
+type VirtioFinder struct {
+	ByIDDir string // udev's by-id links; the finder repairs missing ones here
+	SysDir  string // sysfs mount point
+	DevDir  string // where the device nodes named in SysDir/block live
+	// Trigger asks udev to re-announce block devices between tries. Nil means
+	// UdevTrigger; use NoTrigger to disable it.
+	Trigger func(ctx context.Context) error
+	// Timeout bounds the retries (hot-plugged devices appear late); the
+	// caller's context deadline bounds them too. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Backoff is the first pause between tries, doubled up to MaxBackoff.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// NoTrigger is a Trigger that does nothing.
+func NoTrigger(context.Context) error { return nil }
+
+// Find implements Finder.
+func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int64) (string, error) {
+	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
+		return "", fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
+	}
+	timeout := orDuration(f.Timeout, DefaultTimeout)
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	backoff := orDuration(f.Backoff, 100*time.Millisecond)
+	maxBackoff := orDuration(f.MaxBackoff, 2*time.Second)
+	trigger := f.Trigger
+	if trigger == nil {
+		trigger = UdevTrigger
+	}
+
+	for attempt := 1; ; attempt++ {
+		dev, err := f.findOnce(driveUUID, wantSize)
+		if err == nil {
+			return dev, nil
+		}
+		if !retryable(err) {
+			return "", err
+		}
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 {
+			return "", fmt.Errorf("after %d tries in %s: %w", attempt, timeout, err)
+		}
+		klog.V(4).InfoS("Drive device not ready, retrying", "drive", driveUUID, "attempt", attempt, "err", err)
+		if terr := trigger(ctx); terr != nil {
+			klog.V(4).InfoS("udev trigger failed", "err", terr)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// retryable: a missing device or a stale link may fix itself once udev and
+// the hot-plug catch up; two claimants or a too-small device will not.
+func retryable(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrIdentity)
+}
+
+// findOnce tries the by-id link first, then a sysfs scan; the scan's single
+// positively identified device wins and the link is repaired to point at it.
+func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error) {
+	link := f.linkPath(driveUUID)
+	linkErr := error(nil)
+	if target, err := resolveLink(link); err == nil {
+		dev, verr := f.verify(target, driveUUID, wantSize)
+		if verr == nil || errors.Is(verr, ErrSize) {
+			return dev, verr
+		}
+		linkErr = fmt.Errorf("link %s -> %s: %w", link, target, verr)
+	}
+
+	names, err := f.scan(driveUUID)
+	if err != nil {
+		return "", err
+	}
+	switch len(names) {
+	case 0:
+		if linkErr != nil {
+			return "", linkErr
+		}
+		return "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
+			ErrNotFound, link, f.sysBlock(""), Serial(driveUUID))
+	case 1:
+		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize)
+		if err != nil {
+			return "", err
+		}
+		if err := repairLink(link, dev); err != nil {
+			// The device is proven; a link we cannot write only costs a scan.
+			klog.ErrorS(err, "Could not repair by-id link", "link", link, "device", dev)
+		} else if linkErr != nil {
+			klog.InfoS("Replaced stale by-id link", "link", link, "device", dev, "stale", linkErr)
+		} else {
+			klog.InfoS("Created missing by-id link", "link", link, "device", dev)
+		}
+		return dev, nil
+	default:
+		return "", fmt.Errorf("%w: %s and %s both claim drive %s; refusing to choose",
+			ErrAmbiguous, f.devPath(names[0]), f.devPath(names[1]), driveUUID)
+	}
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,296 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+)
+
+// tree is a fake /dev, /sys and by-id dir. Device nodes are real block
+// special files (mknod, root only) with unused major numbers, so the finder's
+// stat and device-number checks run for real.
+type tree struct {
+	by, sys, dev string
+	minor        uint32
+}
+
+const fakeMajor = 240 // "local/experimental use" range: never a real driver
+
+func newTree(t *testing.T) *tree {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to mknod block device nodes; CI runs as root")
+	}
+	root := t.TempDir()
+	tr := &tree{by: filepath.Join(root, "by-id"), sys: filepath.Join(root, "sys"), dev: filepath.Join(root, "dev")}
+	for _, d := range []string{tr.by, filepath.Join(tr.sys, "block"), tr.dev} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
+}
+
+// disk adds a block device with sysfs attributes; attrs maps a relative
+// sysfs path (serial, loop/backing_file) to its content.
+func (tr *tree) disk(t *testing.T, name string, size int64, attrs map[string]string) {
+	t.Helper()
+	tr.minor++
+	num := unix.Mkdev(fakeMajor, tr.minor)
+	if err := unix.Mknod(filepath.Join(tr.dev, name), unix.S_IFBLK|0o600, int(num)); err != nil {
+		t.Fatal(err)
+	}
+	sys := filepath.Join(tr.sys, "block", name)
+	files := map[string]string{
+		"dev":  fmt.Sprintf("%d:%d\n", fakeMajor, tr.minor),
+		"size": fmt.Sprintf("%d\n", size/512),
+	}
+	for k, v := range attrs {
+		files[k] = v
+	}
+	for k, v := range files {
+		p := filepath.Join(sys, k)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (tr *tree) link(t *testing.T, driveUUID, target string) {
+	t.Helper()
+	if err := os.Symlink(target, filepath.Join(tr.by, ByIDName(driveUUID))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tr *tree) finder(trigger func(context.Context) error) *VirtioFinder {
+	if trigger == nil {
+		trigger = NoTrigger
+	}
+	return &VirtioFinder{ByIDDir: tr.by, SysDir: tr.sys, DevDir: tr.dev, Trigger: trigger,
+		Timeout: 300 * time.Millisecond, Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+}
+
+const gib = int64(1) << 30
+
+func TestVirtioFinder(t *testing.T) {
+	other := "0f1e2d3c-4b5a-4968-8776-655443322110"
+	cases := []struct {
+		name     string
+		setup    func(t *testing.T, tr *tree, id string)
+		wantSize int64
+		wantDev  string // basename of the device found
+		wantErr  error
+		errHas   []string // substrings the error must name; {serial} = the drive's serial
+		wantLink string   // basename the by-id link must point to afterwards
+	}{{
+		name: "link to the right serial",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantSize: gib, wantDev: "vdb", wantLink: "vdb",
+	}, {
+		name: "serial padded with NULs and newline",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id) + "\x00\x00\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantDev: "vdb",
+	}, {
+		name: "missing link repaired from sysfs scan",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+		},
+		wantSize: gib, wantDev: "vdc", wantLink: "vdc",
+	}, {
+		name: "wrong serial behind the link is refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(other)})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantErr: ErrIdentity, errHas: []string{"vdb", Serial(other)}, wantLink: "vdb",
+	}, {
+		name: "stale link replaced by the proven device",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(other)})
+			tr.disk(t, "vdd", gib, map[string]string{"serial": Serial(id)})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantDev: "vdd", wantLink: "vdd",
+	}, {
+		name: "two candidates refused naming both",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+		},
+		wantErr: ErrAmbiguous, errHas: []string{"vdb", "vdc"},
+	}, {
+		name: "link to a smaller device refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib/2, map[string]string{"serial": Serial(id)})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantSize: gib, wantErr: ErrSize, errHas: []string{"536870912"},
+	}, {
+		name: "larger device accepted (grown offline)",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", 2*gib, map[string]string{"serial": Serial(id)})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantSize: gib, wantDev: "vdb",
+	}, {
+		name: "device without identity refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "sdb", gib, nil)
+			tr.link(t, id, filepath.Join(tr.dev, "sdb"))
+		},
+		wantErr: ErrIdentity, errHas: []string{"neither a serial nor a loop backing file"},
+	}, {
+		name: "link to a regular file refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			p := filepath.Join(tr.dev, "notadisk")
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tr.link(t, id, p)
+		},
+		wantErr: ErrIdentity, errHas: []string{"not a block device"},
+	}, {
+		name: "stale node with another device number refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id), "dev": "252:16\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		wantErr: ErrIdentity, errHas: []string{"252:16"},
+	}, {
+		name: "loop device backed by the drive's image",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+		},
+		wantSize: gib, wantDev: "loop3", wantLink: "loop3",
+	}, {
+		name: "loop device of another drive refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + other + ".img\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
+		},
+		wantErr: ErrIdentity, errHas: []string{other},
+	}, {
+		name: "loop backed by a file sharing only the serial prefix refused",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop4", gib, map[string]string{"loop/backing_file": "/sim/" + Serial(id) + "ffff-ffffffffffff.img"})
+		},
+		wantErr: ErrNotFound,
+	}, {
+		name:    "nothing attached",
+		setup:   func(t *testing.T, tr *tree, id string) {},
+		wantErr: ErrNotFound, errHas: []string{"virtio-{serial}", `serial "{serial}"`},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTree(t)
+			id := uuid.NewString()
+			tc.setup(t, tr, id)
+			dev, err := tr.finder(nil).Find(context.Background(), id, tc.wantSize)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Find = %q, %v; want error %v", dev, err, tc.wantErr)
+				}
+				if dev != "" {
+					t.Errorf("Find returned device %q together with an error", dev)
+				}
+				for _, s := range tc.errHas {
+					s = strings.ReplaceAll(s, "{serial}", Serial(id))
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not mention %q", err, s)
+					}
+				}
+			} else if err != nil || dev != filepath.Join(tr.dev, tc.wantDev) {
+				t.Fatalf("Find = %q, %v; want %s", dev, err, filepath.Join(tr.dev, tc.wantDev))
+			}
+			if tc.wantLink != "" {
+				target, err := filepath.EvalSymlinks(filepath.Join(tr.by, ByIDName(id)))
+				if err != nil || target != filepath.Join(tr.dev, tc.wantLink) {
+					t.Errorf("by-id link -> %q, %v; want %s", target, err, tc.wantLink)
+				}
+			}
+		})
+	}
+}
+
+// A hot-plugged device shows up only after a few tries; the udev trigger
+// runs between tries and the finder waits for it.
+func TestVirtioFinderDeviceAppearsLate(t *testing.T) {
+	tr := newTree(t)
+	id := uuid.NewString()
+	var triggers atomic.Int32
+	f := tr.finder(func(context.Context) error {
+		if triggers.Add(1) == 3 {
+			tr.disk(t, "vde", gib, map[string]string{"serial": Serial(id)})
+			tr.link(t, id, filepath.Join(tr.dev, "vde"))
+		}
+		return nil
+	})
+	f.Timeout = 5 * time.Second
+	dev, err := f.Find(context.Background(), id, gib)
+	if err != nil || dev != filepath.Join(tr.dev, "vde") {
+		t.Fatalf("Find = %q, %v; want vde", dev, err)
+	}
+	if n := triggers.Load(); n != 3 {
+		t.Errorf("udev triggered %d times, want 3 (once between each try)", n)
+	}
+}
+
+// Retries stop at the caller's deadline, not the finder's longer timeout,
+// and a refusal that cannot heal (two candidates) is not retried at all.
+func TestVirtioFinderStops(t *testing.T) {
+	tr := newTree(t)
+	f := tr.finder(nil)
+	f.Timeout = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.Find(ctx, uuid.NewString(), 0)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Find: %v, want ErrNotFound", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Find took %s with a 200ms deadline", took)
+	}
+
+	id := uuid.NewString()
+	tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
+	tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+	var triggers atomic.Int32
+	f.Trigger = func(context.Context) error { triggers.Add(1); return nil }
+	if _, err := f.Find(context.Background(), id, 0); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("Find: %v, want ErrAmbiguous", err)
+	}
+	if n := triggers.Load(); n != 0 {
+		t.Errorf("ambiguity was retried %d times", n)
+	}
+}
+
+func TestVirtioFinderRejectsMalformedUUID(t *testing.T) {
+	f := &VirtioFinder{Trigger: NoTrigger}
+	for _, id := range []string{"", "vol-1", "../../etc/passwd", "{" + uuid.NewString() + "}"} {
+		if _, err := f.Find(context.Background(), id, 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Find(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"context"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
+)
+
+// NodeExpandVolume grows the filesystem online to the size of its (already
+// grown) device: resize2fs for ext3/4, xfs_growfs for xfs. Raw block needs
+// nothing; the new size is reported either way.
+func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+	size, err := s.expand(ctx, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+}
+
+func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (int64, error) {
+	volID, path := req.GetVolumeId(), req.GetVolumePath()
+	if err := required("volume id", volID, "volume path", path); err != nil {
+		return 0, err
+	}
+	if vc := req.GetVolumeCapability(); vc != nil {
+		if err := checkCapability(vc); err != nil {
+			return 0, err
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, pathError(path, err)
+	}
+	unlock, err := s.locks.tryLock(volID)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+
+	dev, err := s.cfg.Finder.Find(ctx, volID, 0)
+	if err != nil {
+		return 0, err
+	}
+	rdev, err := device.Number(dev)
+	if err != nil {
+		return 0, err
+	}
+	size, err := device.Size(dev)
+	if err != nil {
+		return 0, err
+	}
+	if want := req.GetCapacityRange().GetRequiredBytes(); want > size {
+		return 0, failf(errUnavailable, "device %s holds %d bytes, %d requested: the drive has not grown (yet)", dev, size, want)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFBLK || req.GetVolumeCapability().GetBlock() != nil {
+		if !isBlock(path, rdev) {
+			return 0, failf(errPrecondition, "%s is not volume %s's device", path, volID)
+		}
+		return size, nil
+	}
+
+	mounts, err := readMounts()
+	if err != nil {
+		return 0, err
+	}
+	m := mounts.at(path)
+	switch {
+	case m == nil:
+		return 0, failf(errNotFound, "volume %s is not mounted at %s", volID, path)
+	case !isDevice(m, rdev):
+		return 0, failf(errPrecondition, "%s holds device %d:%d, not volume %s's %s", path, m.Major, m.Minor, volID, dev)
+	}
+	// xfs_growfs needs a writable mount of the filesystem: a read-only
+	// publish is grown through its read-write staging mount.
+	growAt := path
+	if readOnly(m) {
+		sm := mounts.at(req.GetStagingTargetPath())
+		if sm == nil || !isDevice(sm, rdev) || readOnly(sm) {
+			return 0, failf(errPrecondition, "%s is mounted read-only and no writable staging mount was given", path)
+		}
+		growAt = sm.MountPoint
+	}
+	if err := s.grow(dev, growAt); err != nil {
+		return 0, err
+	}
+	klog.InfoS("Expanded volume", "volume", volID, "device", dev, "path", growAt, "bytes", size)
+	return size, nil
+}

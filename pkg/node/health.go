@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
+	mount "k8s.io/mount-utils"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
+)
+
+// healthFindTimeout keeps a health check short: it reports a missing device
+// instead of waiting for one like stage does.
+const healthFindTimeout = 2 * time.Second
+
+// NodeGetVolumeHealth (the spec v1.13 successor of VolumeCondition) checks
+// what the node can see: the device is present and proven, and the given
+// staging and publish paths hold its mounts. An empty list means healthy.
+func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+	volID := req.GetVolumeId()
+	if err := required("volume id", volID); err != nil {
+		return nil, toStatus(err)
+	}
+	h := &healthReport{}
+	fctx, cancel := context.WithTimeout(ctx, healthFindTimeout)
+	defer cancel()
+	dev, findErr := s.cfg.Finder.Find(fctx, volID, 0)
+	var rdev uint64
+	if findErr == nil {
+		rdev, findErr = device.Number(dev)
+	}
+	if findErr != nil {
+		reason := "DeviceNotFound"
+		if errors.Is(findErr, device.ErrIdentity) || errors.Is(findErr, device.ErrAmbiguous) || errors.Is(findErr, device.ErrSize) {
+			reason = "DeviceNotIdentified"
+		}
+		h.add(reason, findErr.Error())
+	}
+
+	mounts, err := readMounts()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	seen := false
+	// A staging path without a mount is normal for raw block volumes.
+	if p := req.GetStagingTargetPath(); p != "" {
+		seen = h.checkPath(mounts, p, false, findErr == nil, rdev) || seen
+	}
+	if p := req.GetVolumePublishPath(); p != "" {
+		seen = h.checkPath(mounts, p, true, findErr == nil, rdev) || seen
+	}
+	if findErr != nil && !seen {
+		return nil, toStatus(failf(errNotFound, "volume %s has no device and no staged or published path on this node: %v", volID, findErr))
+	}
+	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{VolumeId: volID, HealthStatuses: h.entries}}, nil
+}
+
+type healthReport struct {
+	entries []*csi.VolumeHealth_VolumeHealthEntry
+}
+
+// add records an INACCESSIBLE condition once per reason.
+func (h *healthReport) add(reason, msg string) {
+	for _, e := range h.entries {
+		if e.Reason == reason {
+			e.Message += "; " + msg
+			return
+		}
+	}
+	h.entries = append(h.entries, &csi.VolumeHealth_VolumeHealthEntry{
+		Status: csi.VolumeHealthErrorType_INACCESSIBLE, Reason: reason, Message: msg,
+	})
+}
+
+// checkPath inspects one path and reports whether it exists. mustMount: a
+// publish path always holds a mount; haveDev: rdev is the proven device.
+func (h *healthReport) checkPath(mounts mountTable, path string, mustMount, haveDev bool, rdev uint64) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if mustMount {
+				h.add("NotPublished", fmt.Sprintf("%s does not exist", path))
+			}
+			return false
+		case mount.IsCorruptedMnt(err):
+			h.add("CorruptedMount", fmt.Sprintf("%s: %v", path, err))
+			return true
+		}
+		h.add("PathError", fmt.Sprintf("%s: %v", path, err))
+		return true
+	}
+	m := mounts.at(path)
+	switch {
+	case m == nil:
+		if mustMount {
+			h.add("NotPublished", fmt.Sprintf("nothing is mounted at %s", path))
+		}
+	case !haveDev:
+		// Already reported: the device behind the mount cannot be proven.
+	case st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev != rdev,
+		st.Mode&unix.S_IFMT == unix.S_IFDIR && !isDevice(m, rdev):
+		h.add("WrongDevice", fmt.Sprintf("%s holds %s (%d:%d), not the volume's device", path, m.Source, m.Major, m.Minor))
+	}
+	return true
+}

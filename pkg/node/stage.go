@@ -1,0 +1,191 @@
+package node
+
+import (
+	"context"
+	"os"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"k8s.io/klog/v2"
+	mount "k8s.io/mount-utils"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
+)
+
+// blkid's answer (via mount-utils) for a device holding a partition table.
+const partitionedFormat = "unknown data, probably partitions"
+
+// NodeStageVolume finds the drive's device and, for filesystem volumes,
+// mounts it at the staging path, formatting it only when it holds nothing.
+// Raw block volumes need no staging: publish bind-mounts the device node.
+func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	if err := s.stage(ctx, req); err != nil {
+		return nil, toStatus(err)
+	}
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
+	volID, staging, vc := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
+	if err := required("volume id", volID, "staging target path", staging); err != nil {
+		return err
+	}
+	if err := checkCapability(vc); err != nil {
+		return err
+	}
+	wantSize, err := driveFromPublishContext(volID, req.GetPublishContext())
+	if err != nil {
+		return err
+	}
+	var fsType string
+	var fmtOpts []string
+	if vc.GetMount() != nil {
+		if fsType, err = fsTypeOf(vc, req.GetVolumeContext()); err != nil {
+			return err
+		}
+		if fmtOpts, err = formatOptions(req.GetVolumeContext()); err != nil {
+			return err
+		}
+	}
+	unlock, err := s.locks.tryLock(volID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	dev, err := s.cfg.Finder.Find(ctx, volID, wantSize)
+	if err != nil {
+		return err
+	}
+	if vc.GetBlock() != nil {
+		klog.V(2).InfoS("Staged raw block volume", "volume", volID, "device", dev)
+		return nil
+	}
+	rdev, err := device.Number(dev)
+	if err != nil {
+		return err
+	}
+
+	ro := readOnlyMode(vc)
+	done, err := s.alreadyStaged(staging, rdev, fsType, ro)
+	if err != nil {
+		return err
+	}
+	if done {
+		if ro {
+			return nil
+		}
+		return s.grow(dev, staging)
+	}
+	if err := s.checkFormat(dev, fsType); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		return err
+	}
+	opts := mountOptions(vc, fsType, ro)
+	if err := s.cfg.Mounter.FormatAndMountSensitiveWithFormatOptions(dev, staging, fsType, opts, nil, fmtOpts); err != nil {
+		return err
+	}
+	klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging)
+	if ro {
+		return nil
+	}
+	// A restore or clone into a bigger drive carries a smaller filesystem.
+	if err := s.grow(dev, staging); err != nil {
+		// Leave no mount behind a failed stage: the CO may never unstage it.
+		if uerr := s.cfg.Mounter.Unmount(staging); uerr != nil {
+			klog.ErrorS(uerr, "Unmounting after a failed grow", "path", staging)
+		}
+		return err
+	}
+	return nil
+}
+
+// alreadyStaged makes stage idempotent: the same device mounted the same
+// way is done; anything else on the staging path is a conflict. A corrupted
+// mount (its device gone) is cleared so the stage can proceed.
+func (s *Server) alreadyStaged(staging string, rdev uint64, fsType string, ro bool) (bool, error) {
+	if _, err := os.Stat(staging); mount.IsCorruptedMnt(err) {
+		klog.InfoS("Unmounting corrupted staging mount", "path", staging, "err", err)
+		if err := s.cfg.Mounter.Unmount(staging); err != nil {
+			return false, err
+		}
+	}
+	mounts, err := readMounts()
+	if err != nil {
+		return false, err
+	}
+	m := mounts.at(staging)
+	switch {
+	case m == nil:
+		return false, nil
+	case !isDevice(m, rdev):
+		return false, failf(errConflict, "%s already holds device %d:%d (%s), not this volume's", staging, m.Major, m.Minor, m.Source)
+	case m.FsType != fsType:
+		return false, failf(errConflict, "%s is staged as %s, %s requested", staging, m.FsType, fsType)
+	case readOnly(m) != ro:
+		return false, failf(errConflict, "%s is staged with read-only=%t, read-only=%t requested", staging, readOnly(m), ro)
+	}
+	return true, nil
+}
+
+// checkFormat refuses devices that hold a partition table or a different
+// filesystem (or any other known signature): data is never reformatted.
+// A blank device passes and will be formatted.
+func (s *Server) checkFormat(dev, fsType string) error {
+	existing, err := s.cfg.Mounter.GetDiskFormat(dev)
+	if err != nil {
+		return err
+	}
+	switch {
+	case existing == "" || existing == fsType:
+		return nil
+	case existing == partitionedFormat:
+		return failf(errPrecondition, "%s holds a partition table; refusing to format or mount it", dev)
+	default:
+		return failf(errPrecondition, "%s holds %s, %s requested; refusing to reformat", dev, existing, fsType)
+	}
+}
+
+// mountOptions are the capability's flags plus what the mode and the
+// filesystem need.
+func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
+	opts := append([]string(nil), vc.GetMount().GetMountFlags()...)
+	if ro {
+		opts = append(opts, "ro")
+	}
+	// Clones and snapshots restores share the XFS UUID of their source; two
+	// of them on one node would otherwise refuse to mount.
+	if fsType == "xfs" && !strings.Contains(strings.Join(opts, ","), "nouuid") {
+		opts = append(opts, "nouuid")
+	}
+	return opts
+}
+
+// grow extends the filesystem to the device; a no-op when it already fills it.
+func (s *Server) grow(dev, mountPath string) error {
+	if _, err := s.cfg.Resizer.Resize(dev, mountPath); err != nil {
+		return err
+	}
+	return nil
+}
+
+// NodeUnstageVolume unmounts the staging path and removes it. Not mounted,
+// missing or corrupted (device vanished) all end the same way: success.
+func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := required("volume id", volID, "staging target path", staging); err != nil {
+		return nil, toStatus(err)
+	}
+	unlock, err := s.locks.tryLock(volID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	defer unlock()
+	if err := mount.CleanupMountPoint(staging, s.cfg.Mounter, true); err != nil {
+		return nil, toStatus(err)
+	}
+	klog.V(2).InfoS("Unstaged volume", "volume", volID, "path", staging)
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}

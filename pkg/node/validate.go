@@ -1,0 +1,111 @@
+package node
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cloudsigma-csi/driver/pkg/params"
+)
+
+const defaultFSType = "ext4"
+
+// supportedFS are the filesystems the node formats, mounts and grows online.
+var supportedFS = map[string]bool{"ext4": true, "ext3": true, "xfs": true}
+
+// checkCapability validates a volume capability for this node. A drive
+// attaches to one server and ext4/xfs are not cluster filesystems, so
+// multi-node writers are refused; multi-node readers work read-only.
+func checkCapability(vc *csi.VolumeCapability) error {
+	if vc == nil {
+		return failf(errInvalid, "volume capability missing")
+	}
+	if vc.GetBlock() == nil && vc.GetMount() == nil {
+		return failf(errInvalid, "volume capability has neither block nor mount access type")
+	}
+	switch mode := vc.GetAccessMode().GetMode(); mode {
+	case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:
+		return nil
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
+		return failf(errPrecondition, "access mode %s is not supported: a drive attaches to one server", mode)
+	default:
+		return failf(errInvalid, "access mode missing or unknown (%s)", mode)
+	}
+}
+
+// readOnlyMode reports access modes that must never be written.
+func readOnlyMode(vc *csi.VolumeCapability) bool {
+	switch vc.GetAccessMode().GetMode() {
+	case csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:
+		return true
+	}
+	return false
+}
+
+// fsTypeOf picks the filesystem: the capability, else the StorageClass
+// parameter carried in the volume context, else ext4.
+func fsTypeOf(vc *csi.VolumeCapability, volumeContext map[string]string) (string, error) {
+	fs := vc.GetMount().GetFsType()
+	if fs == "" {
+		fs = volumeContext[params.ParamFSType]
+	}
+	if fs == "" {
+		return defaultFSType, nil
+	}
+	fs = strings.ToLower(fs)
+	if !supportedFS[fs] {
+		return "", failf(errInvalid, "filesystem %q is not supported (ext4, ext3 or xfs)", fs)
+	}
+	return fs, nil
+}
+
+// formatOptions splits the StorageClass's extra mkfs arguments. They are
+// passed to mkfs without a shell, but an argument naming a path could make
+// mkfs format another device, so paths are refused.
+func formatOptions(volumeContext map[string]string) ([]string, error) {
+	opts := strings.Fields(volumeContext[params.ParamFormatOptions])
+	for _, o := range opts {
+		if strings.HasPrefix(o, "/") || strings.Contains(o, "/dev/") {
+			return nil, failf(errInvalid, "format option %q looks like a path", o)
+		}
+	}
+	return opts, nil
+}
+
+// driveFromPublishContext checks that the controller attached this volume's
+// drive and returns the size it saw (0 when it did not say).
+func driveFromPublishContext(volumeID string, pc map[string]string) (int64, error) {
+	drive := pc[params.PublishDriveUUID]
+	if drive == "" {
+		return 0, failf(errInvalid, "publish_context lacks %q: was ControllerPublishVolume run?", params.PublishDriveUUID)
+	}
+	if drive != volumeID {
+		return 0, failf(errInvalid, "publish_context names drive %s, not volume %s", drive, volumeID)
+	}
+	sizeStr := pc[params.PublishDriveSize]
+	if sizeStr == "" {
+		return 0, nil
+	}
+	size, err := strconv.ParseInt(sizeStr, 10, 64)
+	if err != nil || size < 0 {
+		return 0, failf(errInvalid, "publish_context %s=%q is not a size in bytes", params.PublishDriveSize, sizeStr)
+	}
+	return size, nil
+}
+
+// required returns errInvalid naming the first empty field.
+func required(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] == "" {
+			return failf(errInvalid, "%s missing", fields[i])
+		}
+	}
+	return nil
+}
