@@ -168,8 +168,12 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 	}
 	drives := append([]cloudsigma.ServerDrive(nil), srv.Drives...)
 	used := map[string]bool{}
+	data := 0 // drives that are not boot drives: what the attach limit counts
 	for _, d := range drives {
 		used[normalize(d.DevChannel)] = true
+		if d.BootOrder == nil {
+			data++
+		}
 	}
 	results := map[*op]result{}
 	changed := false
@@ -178,6 +182,11 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 		switch {
 		case o.attach && idx >= 0:
 			results[o] = result{channel: normalize(drives[idx].DevChannel)}
+		case o.attach && data >= q.channels.MaxVolumes():
+			// The node advertises MaxVolumes; honouring it here keeps the
+			// scheduler's view true even on a server without a boot drive.
+			results[o] = result{err: fmt.Errorf("%w: attach limit of %d data drives reached", ErrNoFreeChannel, q.channels.MaxVolumes())}
+			continue
 		case o.attach:
 			ch, ok := q.channels.free(used)
 			if !ok {
@@ -185,6 +194,7 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 				continue
 			}
 			used[ch] = true
+			data++
 			drives = append(drives, cloudsigma.ServerDrive{
 				DevChannel: ch, Device: "virtio", Drive: cloudsigma.Ref{UUID: o.drive},
 			})

@@ -122,16 +122,35 @@ func TestConflictsAreRetriedAndBadRequestsIsolated(t *testing.T) {
 	}
 }
 
+// With a boot drive on 0:0, two channels hold one data drive: the next
+// attach finds no free channel.
 func TestNoFreeChannel(t *testing.T) {
-	f := &fakeServers{}
+	boot := 1
+	f := &fakeServers{drives: []cloudsigma.ServerDrive{{Drive: cloudsigma.Ref{UUID: "boot"}, DevChannel: "0:0", Device: "virtio", BootOrder: &boot}}}
 	q := NewQueue(f, Channels{Controllers: 1, Units: 2})
+	if ch, err := q.Attach(context.Background(), "srv", "a"); err != nil || ch != "0:1" {
+		t.Fatalf("first data attach: %q, %v", ch, err)
+	}
+	if _, err := q.Attach(context.Background(), "srv", "b"); !errors.Is(err, ErrNoFreeChannel) {
+		t.Fatalf("attach with every channel taken: %v", err)
+	}
+}
+
+// Without a boot drive the limit the node advertises (capacity-1 data
+// drives) still holds, though a channel is free.
+func TestAttachLimitWithoutBootDrive(t *testing.T) {
+	f := &fakeServers{}
+	q := NewQueue(f, Channels{Controllers: 1, Units: 3})
 	for _, d := range []string{"a", "b"} {
 		if _, err := q.Attach(context.Background(), "srv", d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := q.Attach(context.Background(), "srv", "c"); !errors.Is(err, ErrNoFreeChannel) {
-		t.Fatalf("third attach on two channels: %v", err)
+		t.Fatalf("attach beyond MaxVolumes (2): %v", err)
+	}
+	if len(f.drives) != 2 {
+		t.Fatalf("server holds %d drives, want 2", len(f.drives))
 	}
 }
 

@@ -1,0 +1,234 @@
+package packaging
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const release = "cloudsigma-csi"
+
+func chartDir(t *testing.T) string { return filepath.Join(repoRoot(t), "charts", "cloudsigma-csi") }
+
+// helmTemplate renders the chart into kube-system with extra helm flags.
+func helmTemplate(t *testing.T, flags ...string) bundle {
+	t.Helper()
+	args := append([]string{"template", release, chartDir(t), "--namespace", "kube-system"}, flags...)
+	return parseDocs(t, "helm template "+strings.Join(flags, " "), run(t, tool(t, "helm"), args...))
+}
+
+func TestHelmLint(t *testing.T) {
+	helm := tool(t, "helm")
+	for _, flags := range [][]string{
+		nil,
+		{"--strict"},
+		{"--strict", "-f", filepath.Join("testdata", "values-full.yaml")},
+		{"--strict", "--set", "metrics.enabled=false,volumeSnapshotClass.enabled=false,credentials.existingSecret=mine"},
+	} {
+		out := run(t, helm, append([]string{"lint", chartDir(t)}, flags...)...)
+		if !strings.Contains(string(out), "0 chart(s) failed") || strings.Contains(string(out), "[WARNING]") {
+			t.Errorf("helm lint %v:\n%s", flags, out)
+		}
+	}
+}
+
+func TestHelmTemplateDefaults(t *testing.T) {
+	b := helmTemplate(t)
+	checkBundle(t, b, expect{})
+	if n := len(b.ofKind("Secret")); n != 0 {
+		t.Errorf("default values must not create a Secret (credentials come from an existing one), got %d", n)
+	}
+	if n := len(b.ofKind("ServiceMonitor")); n != 0 {
+		t.Errorf("ServiceMonitor rendered although metrics.serviceMonitor.enabled is false")
+	}
+	var dep workload
+	decode(t, b.one(t, "Deployment"), &dep)
+	driver := containerByName(t, dep.Spec.Template.Spec, "cloudsigma-csi-driver")
+	requireArgs(t, "controller", driver, "--location=zrh", "--metrics-address=:9809", "-v=2")
+	if hasArgPrefix(driver, "--cluster-id") || hasArg(driver, "--allow-insecure-http") {
+		t.Errorf("defaults must leave --cluster-id and --allow-insecure-http out: %v", driver.Args)
+	}
+	appVersion := chartAppVersion(t)
+	if driver.Image != "ghcr.io/cloudsigma-csi/cloudsigma-csi-driver:v"+appVersion {
+		t.Errorf("driver image %q, want tag v%s (the chart's appVersion)", driver.Image, appVersion)
+	}
+}
+
+func chartAppVersion(t *testing.T) string {
+	t.Helper()
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	decode(t, object{raw: readFile(t, filepath.Join(chartDir(t), "Chart.yaml"))}, &chart)
+	return chart.AppVersion
+}
+
+func TestHelmTemplateAllOptions(t *testing.T) {
+	b := helmTemplate(t, "-f", filepath.Join("testdata", "values-full.yaml"))
+	checkBundle(t, b, expect{kubeletDir: "/var/lib/k0s/kubelet", secret: release + "-credentials"})
+
+	s, ok := b.find("Secret", release+"-credentials")
+	if !ok {
+		t.Fatal("inline credentials must create the Secret " + release + "-credentials")
+	}
+	var sec secret
+	decode(t, s, &sec)
+	if sec.StringData["username"] != "ops@example.com" || sec.StringData["password"] != "s3cret" || sec.StringData["token"] != "tok" {
+		t.Errorf("credentials Secret keys: %v", sec.StringData)
+	}
+
+	var dep, ds workload
+	decode(t, b.one(t, "Deployment"), &dep)
+	decode(t, b.one(t, "DaemonSet"), &ds)
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("controller.replicas not applied")
+	}
+	cp, np := dep.Spec.Template.Spec, ds.Spec.Template.Spec
+	for _, p := range []podSpec{cp, np} {
+		d := containerByName(t, p, "cloudsigma-csi-driver")
+		requireArgs(t, "driver", d, "--api-url=http://127.0.0.1:8080/api/2.0/", "--allow-insecure-http",
+			"--metrics-address=:9900", "-v=5", "--virtio-units=4")
+		if hasArgPrefix(d, "--location") {
+			t.Errorf("apiUrl must replace --location: %v", d.Args)
+		}
+		if d.Image != "registry.example.com/cloudsigma-csi-driver:v9.9.9" {
+			t.Errorf("driver image override ignored: %s", d.Image)
+		}
+		if !slices.ContainsFunc(d.Ports, func(p struct {
+			Name          string `json:"name"`
+			ContainerPort int    `json:"containerPort"`
+		}) bool {
+			return p.Name == "metrics" && p.ContainerPort == 9900
+		}) {
+			t.Errorf("driver lacks the metrics port 9900: %+v", d.Ports)
+		}
+	}
+	requireArgs(t, "controller", containerByName(t, cp, "cloudsigma-csi-driver"), "--cluster-id=prod-eu")
+	requireArgs(t, "node", containerByName(t, np, "cloudsigma-csi-driver"), "--max-volumes-per-node=12")
+	requireArgs(t, "sidecars", containerByName(t, cp, "csi-provisioner"), "--v=5")
+	if cp.NodeSelector["node-role.kubernetes.io/control-plane"] != "" || len(cp.Tolerations) != 1 {
+		t.Errorf("controller nodeSelector/tolerations not applied: %v %v", cp.NodeSelector, cp.Tolerations)
+	}
+
+	xfs, ok := b.find("StorageClass", "cloudsigma-ssd-xfs")
+	if !ok {
+		t.Fatal("second StorageClass missing")
+	}
+	var sc storageClass
+	decode(t, xfs, &sc)
+	if sc.ReclaimPolicy != "Retain" || sc.VolumeBindingMode != "Immediate" || sc.AllowVolumeExpansion == nil || *sc.AllowVolumeExpansion ||
+		!slices.Equal(sc.MountOptions, []string{"noatime"}) {
+		t.Errorf("StorageClass options not applied: %+v", sc)
+	}
+	want := map[string]string{"storageType": "ssd", "csi.storage.k8s.io/fstype": "xfs", "formatOptions": "-m reflink=0", "tags": "team-a,backup"}
+	for k, v := range want {
+		if sc.Parameters[k] != v {
+			t.Errorf("StorageClass parameter %s = %q, want %q", k, sc.Parameters[k], v)
+		}
+	}
+	if xfs.Metadata.Annotations["storageclass.kubernetes.io/is-default-class"] != "" {
+		t.Error("a non-default StorageClass got the default annotation")
+	}
+	vsc, _ := b.find("VolumeSnapshotClass", "cloudsigma-snapshots")
+	if vsc.Metadata.Annotations["snapshot.storage.kubernetes.io/is-default-class"] != "true" {
+		t.Error("volumeSnapshotClass.isDefault not applied")
+	}
+
+	sm := b.one(t, "ServiceMonitor")
+	if sm.Metadata.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("ServiceMonitor labels: %v", sm.Metadata.Labels)
+	}
+	if !strings.Contains(string(sm.raw), "interval: 15s") || !strings.Contains(string(sm.raw), "port: metrics") {
+		t.Errorf("ServiceMonitor endpoint:\n%s", sm.raw)
+	}
+	services := b.ofKind("Service")
+	if len(services) != 2 {
+		t.Fatalf("want a metrics Service per plugin, got %d", len(services))
+	}
+	for _, svc := range services {
+		if svc.Metadata.Labels["cloudsigma-csi/metrics"] != "true" || !strings.Contains(string(svc.raw), "port: 9900") {
+			t.Errorf("%s is not selected by the ServiceMonitor or has the wrong port:\n%s", svc, svc.raw)
+		}
+	}
+}
+
+func TestHelmTemplateMetricsOff(t *testing.T) {
+	b := helmTemplate(t, "--set", "metrics.enabled=false,metrics.serviceMonitor.enabled=true,volumeSnapshotClass.enabled=false")
+	if len(b.ofKind("ServiceMonitor"))+len(b.ofKind("Service"))+len(b.ofKind("VolumeSnapshotClass")) != 0 {
+		t.Error("disabled metrics or snapshot class still rendered objects")
+	}
+	for _, kind := range []string{"Deployment", "DaemonSet"} {
+		var w workload
+		decode(t, b.one(t, kind), &w)
+		if d := containerByName(t, w.Spec.Template.Spec, "cloudsigma-csi-driver"); hasArgPrefix(d, "--metrics-address") {
+			t.Errorf("%s: --metrics-address set although metrics.enabled=false", kind)
+		}
+	}
+}
+
+// Contradictory settings must fail at render time, not in the cluster.
+func TestHelmTemplateRejectsBadValues(t *testing.T) {
+	helm := tool(t, "helm")
+	for _, c := range []struct{ set, msg string }{
+		{"credentials.username=a,credentials.password=b,credentials.existingSecret=c", "not both"},
+		{"credentials.username=a", "credentials.password is required"},
+		{"apiUrl=http://sim:8080/api/2.0/", "allowInsecureHttp"},
+		{"location=,apiUrl=", "set location"},
+		// values.schema.json: typos and missing names fail before rendering.
+		{"storageClasses[0].parameters.storageType=dssd", "missing property 'name'"},
+		{"locaton=fra", "additional properties 'locaton' not allowed"},
+		{"images.attacher.tag=latest", "/images/attacher/tag"},
+		{"storageClasses[0].name=x,storageClasses[0].parameters.csi\\.storage\\.k8s\\.io/fstype=btrfs", "fstype"},
+	} {
+		_, stderr, err := tryRun(helm, "template", release, chartDir(t), "--set", c.set)
+		if err == nil || !strings.Contains(stderr, c.msg) {
+			t.Errorf("--set %s: want a failure mentioning %q, got err=%v\n%s", c.set, c.msg, err, stderr)
+		}
+	}
+}
+
+// NOTES.txt is only rendered by `helm install`, which needs a cluster even
+// with --dry-run=client. So the test renders it through `helm template`: in a
+// copy of the chart, a ConfigMap template runs NOTES.txt with tpl.
+func TestHelmNotesRender(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cloudsigma-csi")
+	if err := os.CopyFS(dir, os.DirFS(chartDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.src"), readFile(t, filepath.Join(dir, "templates", "NOTES.txt")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get \"notes.src\") . | nindent 4 }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-notes.yaml"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		set  string
+		want []string
+	}{
+		{"", []string{"create secret generic cloudsigma-credentials", "Expansion is offline",
+			"StorageClass cloudsigma-dssd (default): storageType=dssd", "https://zrh.cloudsigma.com/api/2.0/", "VolumeSnapshotClass cloudsigma-snapshots"}},
+		{"credentials.username=u,credentials.password=p,apiUrl=https://api.example.com/api/2.0/,metrics.serviceMonitor.enabled=true",
+			[]string{"Secret cloudsigma-csi-credentials", "https://api.example.com/api/2.0/", "ServiceMonitor cloudsigma-csi"}},
+	} {
+		args := []string{"template", release, dir, "--namespace", "kube-system", "--show-only", "templates/zz-notes.yaml"}
+		if c.set != "" {
+			args = append(args, "--set", c.set)
+		}
+		var cm struct {
+			Data map[string]string `json:"data"`
+		}
+		decode(t, object{raw: run(t, tool(t, "helm"), args...)}, &cm)
+		notes := cm.Data["notes"]
+		for _, w := range c.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("--set %q: NOTES lack %q:\n%s", c.set, w, notes)
+			}
+		}
+		if c.set != "" && strings.Contains(notes, "create secret generic") {
+			t.Errorf("NOTES ask to create a Secret the chart created:\n%s", notes)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+// Package sanitytest runs the csi-sanity suite (every Identity, Controller
+// and Node test) against the real driver in single-machine mode: gRPC over a
+// unix socket, HTTP to the simulator, and the simulator's guest devices as
+// real loop devices that the node service formats and mounts.
+//
+// Ginkgo runs one suite per process, so each filesystem has its own test
+// package (tests/sanity/ext4, tests/sanity/xfs) calling Run.
+package sanitytest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/node"
+	"github.com/cloudsigma-csi/driver/pkg/params"
+	"github.com/cloudsigma-csi/driver/tests/harness"
+)
+
+const gib = 1 << 30
+
+// Run runs csi-sanity with volumes formatted as fsType. It fails, never
+// skips, when the machine cannot run node tests: CI must prove them.
+func Run(t *testing.T, fsType string) {
+	RequireNodeTools(t, "mkfs."+fsType)
+	guest := t.TempDir()
+	env := harness.Start(t, harness.Options{
+		GuestDevicesDir: guest,
+		Node: func(serverUUID string) (csi.NodeServer, error) {
+			return node.New(node.Config{
+				NodeID: serverUUID, Location: harness.Location,
+				Finder: &device.VirtioFinder{ByIDDir: guest, Trigger: device.NoTrigger, Timeout: 20 * time.Second},
+			})
+		},
+	})
+	work := t.TempDir()
+	cfg := sanity.NewTestConfig()
+	cfg.Address = env.Endpoint
+	cfg.TargetPath = filepath.Join(work, "target")
+	cfg.StagingPath = filepath.Join(work, "staging")
+	cfg.TestVolumeSize = gib
+	cfg.TestVolumeExpandSize = 2 * gib
+	cfg.TestVolumeParameters = map[string]string{params.ParamFSType: fsType}
+	cfg.TestNodeVolumeAttachLimit = true
+	cfg.IdempotentCount = 3
+	sanity.Test(t, cfg)
+
+	// Everything sanity created it also deleted: no drive or snapshot is
+	// left in the cloud and no loop device is left on the machine.
+	if d := env.Sim.Drives(); len(d) != 0 {
+		t.Errorf("sanity left %d drives behind: %+v", len(d), d)
+	}
+	if s := env.Sim.Snapshots(); len(s) != 0 {
+		t.Errorf("sanity left %d snapshots behind", len(s))
+	}
+}
+
+// RequireNodeTools fails the test unless it runs as root with the given
+// tools installed (.ci/run installs them).
+func RequireNodeTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("node tests need root (loop devices, mkfs, mount); run `sudo make test`")
+	}
+	for _, tool := range append([]string{"losetup", "blkid", "mount"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (hack/install-tools.sh installs it): %v", tool, err)
+		}
+	}
+}
