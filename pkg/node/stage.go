@@ -77,8 +77,14 @@ func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) err
 		}
 		return s.grow(dev, staging)
 	}
-	if err := s.checkFormat(dev, fsType); err != nil {
+	existing, err := s.checkFormat(dev, fsType)
+	if err != nil {
 		return err
+	}
+	if !ro {
+		if err := s.growUnmounted(dev, existing); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return err
@@ -133,18 +139,19 @@ func (s *Server) alreadyStaged(staging string, rdev uint64, fsType string, ro bo
 // checkFormat refuses devices that hold a partition table or a different
 // filesystem (or any other known signature): data is never reformatted.
 // A blank device passes and will be formatted.
-func (s *Server) checkFormat(dev, fsType string) error {
+// It returns the filesystem found ("" for a blank device).
+func (s *Server) checkFormat(dev, fsType string) (string, error) {
 	existing, err := s.cfg.Mounter.GetDiskFormat(dev)
 	if err != nil {
-		return err
+		return "", err
 	}
 	switch {
 	case existing == "" || existing == fsType:
-		return nil
+		return existing, nil
 	case existing == partitionedFormat:
-		return failf(errPrecondition, "%s holds a partition table; refusing to format or mount it", dev)
+		return "", failf(errPrecondition, "%s holds a partition table; refusing to format or mount it", dev)
 	default:
-		return failf(errPrecondition, "%s holds %s, %s requested; refusing to reformat", dev, existing, fsType)
+		return "", failf(errPrecondition, "%s holds %s, %s requested; refusing to reformat", dev, existing, fsType)
 	}
 }
 
@@ -161,14 +168,6 @@ func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
 		opts = append(opts, "nouuid")
 	}
 	return opts
-}
-
-// grow extends the filesystem to the device; a no-op when it already fills it.
-func (s *Server) grow(dev, mountPath string) error {
-	if _, err := s.cfg.Resizer.Resize(dev, mountPath); err != nil {
-		return err
-	}
-	return nil
 }
 
 // NodeUnstageVolume unmounts the staging path and removes it. Not mounted,
