@@ -104,7 +104,7 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return "", fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxBackoff)

@@ -1,0 +1,50 @@
+# The CloudSigma CSI driver. `make demo` runs the whole driver on one machine
+# against the embedded simulator; `make test` runs every test (as root: node
+# tests use real loop devices, mkfs and mounts).
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
+GOBIN := $(shell go env GOPATH)/bin
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: all build demo test check unit sanity-cli fuzz bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/cloudsigma-csi-driver ./cmd/cloudsigma-csi-driver
+	CGO_ENABLED=0 go build -o bin/cloudsigma-sim ./cmd/cloudsigma-sim
+
+# The driver's main job, end to end, on the embedded simulator (root).
+demo: build
+	go run ./hack/demo --sim bin/cloudsigma-sim --driver bin/cloudsigma-csi-driver
+
+# gofmt and go vet fail the build.
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+
+# Every test, as CI runs it. Root is required, not optional.
+test: check
+	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root: node tests use loop devices, mkfs and mount"; exit 1; fi
+	@log=$${TEST_LOG:-/tmp/cloudsigma-csi-test.log}; \
+	go test -count=1 -v -timeout 40m ./... >"$$log" 2>&1; rc=$$?; \
+	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; grep -B2 -A30 -E -- '--- FAIL|^panic:|\[FAIL\]' "$$log" | head -400; fi; \
+	echo "=== summary ==="; grep -E -- '^(ok|FAIL|panic:)|--- (FAIL|SKIP)' "$$log"; \
+	echo "tests: $$(grep -cE -- '--- PASS' "$$log") passed, $$(grep -cE -- '--- FAIL' "$$log") failed, $$(grep -cE -- '--- SKIP' "$$log") skipped"; \
+	exit $$rc
+
+# The csi-sanity command-line tool against the built binaries, from outside.
+sanity-cli: build
+	../shared/tools/sanity-cli.sh full
+
+fuzz:
+	for f in FuzzDecodeError FuzzDecodeDrive FuzzDecodeServer FuzzRef; do \
+		go test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s ./pkg/cloudsigma/ || exit 1; done
+
+bench:
+	go test -run='^$$' -bench=. -benchtime=3x ./...
+
+clean:
+	rm -rf bin

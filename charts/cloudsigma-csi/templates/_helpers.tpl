@@ -1,0 +1,98 @@
+{{/* Chart name, overridable. */}}
+{{- define "cloudsigma-csi.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix for every namespaced and cluster-wide object name. */}}
+{{- define "cloudsigma-csi.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cloudsigma-csi.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "cloudsigma-csi.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels; call with (dict "ctx" $ "component" "controller"). */}}
+{{- define "cloudsigma-csi.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cloudsigma-csi.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* repository:tag of an entry of .Values.images; the driver tag defaults to v<appVersion>. */}}
+{{- define "cloudsigma-csi.image" -}}
+{{- $img := index .ctx.Values.images .name -}}
+{{- $tag := $img.tag | default (printf "v%s" .ctx.Chart.AppVersion) -}}
+{{- printf "%s:%s" $img.repository $tag -}}
+{{- end -}}
+
+{{/* The Secret holding username/password/token: created by the chart or supplied. */}}
+{{- define "cloudsigma-csi.credentialsSecret" -}}
+{{- if .Values.credentials.username -}}
+{{- printf "%s-credentials" (include "cloudsigma-csi.fullname" .) -}}
+{{- else -}}
+{{- .Values.credentials.existingSecret | default "cloudsigma-credentials" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the API is: flags shared by both plugins. */}}
+{{- define "cloudsigma-csi.apiArgs" -}}
+{{- if .Values.apiUrl }}
+- --api-url={{ .Values.apiUrl }}
+{{- else }}
+- --location={{ required "set location (e.g. zrh) or apiUrl" .Values.location }}
+{{- end }}
+{{- if .Values.allowInsecureHttp }}
+- --allow-insecure-http
+{{- end }}
+{{- end -}}
+
+{{/* Fails rendering on contradictory credential settings. */}}
+{{- define "cloudsigma-csi.validate" -}}
+{{- with .Values.credentials -}}
+{{- if and .username .existingSecret -}}
+{{- fail "credentials: set either existingSecret or username/password, not both" -}}
+{{- end -}}
+{{- if and .username (not .password) -}}
+{{- fail "credentials.password is required with credentials.username" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.apiUrl (hasPrefix "http://" .Values.apiUrl) (not .Values.allowInsecureHttp) -}}
+{{- fail "apiUrl uses http://: set allowInsecureHttp=true (only for a local simulator)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (Cluster)RoleBinding of the controller ServiceAccount; call with (dict "ctx" $ "kind" "ClusterRole"|"Role" "role" "provisioner"). */}}
+{{- define "cloudsigma-csi.controllerBinding" -}}
+{{- $fullname := include "cloudsigma-csi.fullname" .ctx -}}
+kind: {{ .kind }}Binding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata:
+  name: {{ $fullname }}-{{ .role }}
+  {{- if eq .kind "Role" }}
+  namespace: {{ .ctx.Release.Namespace }}
+  {{- end }}
+  labels:
+    {{- include "cloudsigma-csi.labels" .ctx | nindent 4 }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $fullname }}-controller
+    namespace: {{ .ctx.Release.Namespace }}
+roleRef:
+  kind: {{ .kind }}
+  name: {{ $fullname }}-{{ .role }}
+  apiGroup: rbac.authorization.k8s.io
+{{- end -}}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine; CI runs it
+# before `make test`. Idempotent: a second run installs nothing and only prints
+# versions.
+#
+#   OS packages (only the missing ones): e2fsprogs xfsprogs util-linux mount udev
+#     mkfs.ext4/resize2fs, mkfs.xfs/xfs_growfs, blkid/findmnt/blockdev,
+#     mount/losetup (package "mount" in bookworm), udevadm
+#   Go tools, pinned, built with `go install` into $(go env GOPATH)/bin:
+#     helm        chart lint/render in tests/packaging
+#     kustomize   renders deploy/kubernetes in tests/packaging
+#     csi-sanity  the CSI sanity suite as a command (make sanity-cli)
+#
+# Versions are pinned here and nowhere else. Each must build with the Go in
+# go.mod (GOTOOLCHAIN=local): kustomize v5.8.3 already needs Go 1.27.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+KUSTOMIZE_VERSION=v5.8.2
+CSI_SANITY_VERSION=v5.6.0 # keep equal to csi-test in go.mod
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+# --- OS packages -------------------------------------------------------------
+missing=()
+for pkg in e2fsprogs xfsprogs util-linux mount udev; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]})); then
+	sudo=()
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || { log "need root (or sudo) to install: ${missing[*]}"; exit 1; }
+		sudo=(sudo)
+	fi
+	log "apt-get install ${missing[*]}"
+	start=$(date +%s)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "apt packages installed in $(($(date +%s) - start))s"
+else
+	log "OS packages already installed"
+fi
+
+# --- Go tools ----------------------------------------------------------------
+command -v go >/dev/null || { log "go is not on PATH (expected /usr/local/go/bin)"; exit 1; }
+gopath=$(go env GOPATH)
+bindir="${gopath%%:*}/bin"
+mkdir -p "$bindir"
+
+# module_version prints the version of the main module a Go binary was built from.
+module_version() { go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'; }
+
+# install_tool NAME PACKAGE VERSION [go install flags...]
+install_tool() {
+	local name=$1 pkg=$2 version=$3
+	shift 3
+	local bin="$bindir/$name"
+	if [ -x "$bin" ] && [ "$(module_version "$bin")" = "$version" ]; then
+		log "$name $version already installed"
+		return
+	fi
+	log "go install $pkg@$version"
+	local start
+	start=$(date +%s)
+	# From / so that a go.work or go.mod around the caller plays no part.
+	(cd / && GOBIN="$bindir" go install "$@" "$pkg@$version")
+	log "$name $version installed in $(($(date +%s) - start))s"
+}
+
+# -X: without it, a go-installed helm reports only "v3.22".
+install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+	-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+install_tool csi-sanity github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity "$CSI_SANITY_VERSION"
+
+# --- Report ------------------------------------------------------------------
+log "versions:"
+printf '  %-11s %s\n' \
+	go "$(go env GOVERSION)" \
+	helm "$("$bindir/helm" version --short)" \
+	kustomize "$("$bindir/kustomize" version)" \
+	csi-sanity "$(module_version "$bindir/csi-sanity")" \
+	mkfs.ext4 "$(dpkg-query -W -f='${Version}' e2fsprogs)" \
+	mkfs.xfs "$(dpkg-query -W -f='${Version}' xfsprogs)" \
+	util-linux "$(dpkg-query -W -f='${Version}' util-linux)" \
+	udevadm "$(dpkg-query -W -f='${Version}' udev)" >&2
+case ":$PATH:" in
+*":$bindir:"*) ;;
+*) log "add $bindir to PATH (the packaging tests also look there)" ;;
+esac
