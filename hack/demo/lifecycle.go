@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
@@ -114,10 +115,40 @@ func (d *demo) lifeCycle(fsType string) error {
 	}{"no drives or snapshots left in the cloud", d.checkCloud})
 	for _, s := range steps {
 		if err := d.do(s.what, s.f); err != nil {
+			d.cleanUp(snapID, a, b)
 			return err
 		}
 	}
 	return nil
+}
+
+// cleanUp undoes what a failed run left, best effort, so that a failure
+// does not also leave mounts, loop devices or drives on the machine.
+func (d *demo) cleanUp(snapID string, vols ...*volume) {
+	fmt.Println("cleaning up after the failure...")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, v := range vols {
+		if v.id == "" {
+			continue
+		}
+		if _, err := d.takeOff(ctx, v); err != nil {
+			fmt.Printf("  taking %s off the node: %v\n", v.id, err)
+		}
+	}
+	if snapID != "" {
+		if _, err := d.ctrl.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snapID}); err != nil {
+			fmt.Printf("  deleting snapshot %s: %v\n", snapID, err)
+		}
+	}
+	for _, v := range vols {
+		if v.id == "" {
+			continue
+		}
+		if _, err := d.ctrl.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.id}); err != nil {
+			fmt.Printf("  deleting volume %s: %v\n", v.id, err)
+		}
+	}
 }
 
 func (d *demo) checkCloud(ctx context.Context) (string, error) {

@@ -53,8 +53,10 @@ func main() {
 	}
 	err = d.lifeCycle(*fsType)
 	d.stop()
-	if err == nil {
-		err = d.checkLeaks()
+	if leakErr := d.checkLeaks(); err == nil {
+		err = leakErr
+	} else if leakErr != nil {
+		fmt.Fprintln(os.Stderr, leakErr)
 	}
 	if !*keep && err == nil {
 		os.RemoveAll(d.work)
