@@ -107,6 +107,24 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 // model.
 type object map[string]json.RawMessage
 
+// decodeKeepingRaw decodes b into typed (the struct without its methods)
+// and keeps every field, modelled or not, in raw for a lossless write-back.
+func decodeKeepingRaw(b []byte, typed any, raw *object) error {
+	if err := json.Unmarshal(b, typed); err != nil {
+		return err
+	}
+	*raw = nil
+	return json.Unmarshal(b, raw)
+}
+
+// encodeRawOr writes what the API sent when there is one, else typed.
+func encodeRawOr(raw object, typed any) ([]byte, error) {
+	if raw != nil {
+		return json.Marshal(raw)
+	}
+	return json.Marshal(typed)
+}
+
 func (o object) clone() object {
 	c := make(object, len(o))
 	for k, v := range o {
@@ -155,14 +173,10 @@ type Drive struct {
 
 func (d *Drive) UnmarshalJSON(b []byte) error {
 	type plain Drive
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
+	*d = Drive{}
+	if err := decodeKeepingRaw(b, (*plain)(d), &d.raw); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, &p.raw); err != nil {
-		return err
-	}
-	*d = Drive(p)
 	if d.UUID == "" {
 		d.UUID = d.ResourceURI.UUID
 	}
@@ -171,11 +185,8 @@ func (d *Drive) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the drive exactly as the API sent it.
 func (d Drive) MarshalJSON() ([]byte, error) {
-	if d.raw != nil {
-		return json.Marshal(d.raw)
-	}
 	type plain Drive
-	return json.Marshal(plain(d))
+	return encodeRawOr(d.raw, plain(d))
 }
 
 // IsMountedOn reports whether the API lists the drive as mounted on server.
@@ -206,24 +217,14 @@ type Snapshot struct {
 
 func (s *Snapshot) UnmarshalJSON(b []byte) error {
 	type plain Snapshot
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &p.raw); err != nil {
-		return err
-	}
-	*s = Snapshot(p)
-	return nil
+	*s = Snapshot{}
+	return decodeKeepingRaw(b, (*plain)(s), &s.raw)
 }
 
 // MarshalJSON writes the snapshot exactly as the API sent it.
 func (s Snapshot) MarshalJSON() ([]byte, error) {
-	if s.raw != nil {
-		return json.Marshal(s.raw)
-	}
 	type plain Snapshot
-	return json.Marshal(plain(s))
+	return encodeRawOr(s.raw, plain(s))
 }
 
 // ServerDrive is one entry of a server's drives list.
@@ -238,15 +239,8 @@ type ServerDrive struct {
 
 func (sd *ServerDrive) UnmarshalJSON(b []byte) error {
 	type plain ServerDrive
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &p.raw); err != nil {
-		return err
-	}
-	*sd = ServerDrive(p)
-	return nil
+	*sd = ServerDrive{}
+	return decodeKeepingRaw(b, (*plain)(sd), &sd.raw)
 }
 
 // MarshalJSON writes the entry as a PUT expects it: the drive as a UUID, the
@@ -282,24 +276,14 @@ type Server struct {
 
 func (s *Server) UnmarshalJSON(b []byte) error {
 	type plain Server
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &p.raw); err != nil {
-		return err
-	}
-	*s = Server(p)
-	return nil
+	*s = Server{}
+	return decodeKeepingRaw(b, (*plain)(s), &s.raw)
 }
 
 // MarshalJSON writes the server exactly as the API sent it.
 func (s Server) MarshalJSON() ([]byte, error) {
-	if s.raw != nil {
-		return json.Marshal(s.raw)
-	}
 	type plain Server
-	return json.Marshal(plain(s))
+	return encodeRawOr(s.raw, plain(s))
 }
 
 // HasDrive returns the entry for a drive, if it is in the server's list.
