@@ -31,6 +31,7 @@ type controller struct {
 	caps     *cloudsigma.Capabilities
 	capsAt   time.Time
 	tagUUIDs map[string]string // tag name -> uuid, tags are never renamed by us
+	tagMu    sync.Mutex        // one lookup-or-create at a time: no duplicate tags
 }
 
 func newController(cloud Cloud, channels attach.Channels, clusterID, location string, wait cloudsigma.WaitOptions) *controller {
@@ -101,6 +102,8 @@ func (c *controller) clusterTag() string { return "csi-cluster-" + c.clusterID }
 
 // tagUUID finds or creates a tag by name.
 func (c *controller) tagUUID(ctx context.Context, name string, create bool) (string, error) {
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
 	c.mu.Lock()
 	id, ok := c.tagUUIDs[name]
 	c.mu.Unlock()
@@ -130,8 +133,8 @@ func (c *controller) tagUUID(ctx context.Context, name string, create bool) (str
 }
 
 // ownMeta is the meta a drive of this cluster carries.
-func (c *controller) ownMeta(p volumeParams, source string) map[string]string {
-	m := map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaSource: source}
+func (c *controller) ownMeta(name string, p volumeParams, source string) map[string]string {
+	m := map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaName: name, metaSource: source}
 	for k, v := range map[string]string{metaPVCName: p.pvcName, metaPVCNamespace: p.pvcNamespace, metaPVName: p.pvName} {
 		if v != "" {
 			m[k] = v
@@ -140,22 +143,32 @@ func (c *controller) ownMeta(p volumeParams, source string) map[string]string {
 	return m
 }
 
-// isOurs: the drive was created by this cluster, or is a clone this driver
-// started whose meta was not yet written (clone actions take no meta; the
-// name alone marks it until finishVolume records the rest).
-func (c *controller) isOurs(d *cloudsigma.Drive) bool {
-	if d.Meta[metaDriver] == "" {
-		return true
-	}
-	return d.Meta[metaDriver] == params.DriverName && d.Meta[metaCluster] == c.clusterID
+// recorded: the drive's meta was written for the volume named name. A clone
+// fresh from the API carries its source's meta (or none) instead.
+func recorded(d *cloudsigma.Drive, name string) bool {
+	return d.Meta[metaDriver] == params.DriverName && d.Meta[metaName] == name
 }
 
-// withMeta merges meta into a drive's existing meta (an update replaces the
-// whole map).
+// isOurs: the drive named name was created by this cluster, or is a clone
+// this driver started whose meta was not yet written (clone actions take no
+// meta, the copy keeps its source's; the name alone marks it until
+// finishVolume records the rest).
+func (c *controller) isOurs(d *cloudsigma.Drive, name string) bool {
+	if !recorded(d, name) {
+		return true
+	}
+	return d.Meta[metaCluster] == c.clusterID
+}
+
+// withMeta is a drive's meta with this driver's keys replaced by meta (an
+// update replaces the whole map; a clone's inherited keys must not stay).
 func withMeta(d *cloudsigma.Drive, meta map[string]string) map[string]string {
 	out := maps.Clone(d.Meta)
 	if out == nil {
 		out = map[string]string{}
+	}
+	for _, k := range []string{metaSource, metaPVCName, metaPVCNamespace, metaPVName} {
+		delete(out, k)
 	}
 	maps.Copy(out, meta)
 	return out

@@ -52,6 +52,9 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, status.Error(codes.OutOfRange, err.Error())
 	}
 	src := req.GetVolumeContentSource()
+	if src != nil && p.storageType == ephemeralStorageType {
+		return nil, status.Errorf(codes.InvalidArgument, "storage type %s is ephemeral: CloudSigma cannot clone or restore into it", ephemeralStorageType)
+	}
 	srcSize, err := c.sourceSize(ctx, src)
 	if err != nil {
 		return nil, err
@@ -69,14 +72,14 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 		return nil, err
 	}
 	if d != nil {
-		if err := compatible(d, p, src, req.GetCapacityRange()); err != nil {
+		if err := compatible(d, name, p, src, req.GetCapacityRange()); err != nil {
 			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists as drive %s with other properties: %v", name, d.UUID, err)
 		}
 		klog.V(2).InfoS("CreateVolume: found existing drive", "name", name, "drive", d.UUID, "status", d.Status)
 	} else if d, err = c.startVolume(ctx, name, size, p, src); err != nil {
 		return nil, err
 	}
-	if d, err = c.finishVolume(ctx, d, size, p, sourceKey(src)); err != nil {
+	if d, err = c.finishVolume(ctx, d, name, size, p, src); err != nil {
 		return nil, err
 	}
 	klog.InfoS("CreateVolume: drive ready", "name", name, "drive", d.UUID, "size", int64(d.Size), "source", sourceKey(src))
@@ -91,7 +94,7 @@ func (c *controller) findVolume(ctx context.Context, name string) (*cloudsigma.D
 	}
 	var ours []cloudsigma.Drive
 	for _, d := range drives {
-		if d.Name == name && c.isOurs(&d) {
+		if d.Name == name && c.isOurs(&d, name) {
 			ours = append(ours, d)
 		}
 	}
@@ -106,11 +109,14 @@ func (c *controller) findVolume(ctx context.Context, name string) (*cloudsigma.D
 }
 
 // compatible reports why an existing drive cannot stand for the request.
-func compatible(d *cloudsigma.Drive, p volumeParams, src *csi.VolumeContentSource, r *csi.CapacityRange) error {
-	if got, want := d.Meta[metaSource], sourceKey(src); got != want && d.Meta[metaDriver] != "" {
+func compatible(d *cloudsigma.Drive, name string, p volumeParams, src *csi.VolumeContentSource, r *csi.CapacityRange) error {
+	// The meta of a clone not yet recorded is its source's: no evidence.
+	if got, want := d.Meta[metaSource], sourceKey(src); got != want && recorded(d, name) {
 		return fmt.Errorf("content source %q, requested %q", got, want)
 	}
-	if d.StorageType != "" && d.StorageType != p.storageType {
+	// A clone's storage type is the cloud's choice when the action ignores
+	// the one asked for; only a drive created outright must match.
+	if src == nil && d.StorageType != "" && d.StorageType != p.storageType {
 		return fmt.Errorf("storage type %q, requested %q", d.StorageType, p.storageType)
 	}
 	size := int64(d.Size)
@@ -130,7 +136,7 @@ var transitional = []string{cloudsigma.StatusCreating, cloudsigma.StatusCloningD
 func (c *controller) startVolume(ctx context.Context, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
 	switch {
 	case src.GetSnapshot() != nil:
-		d, err := c.cloud.CloneSnapshot(ctx, src.GetSnapshot().GetSnapshotId(), cloudsigma.DriveClone{Name: name, Media: "disk"})
+		d, err := c.cloud.CloneSnapshot(ctx, src.GetSnapshot().GetSnapshotId(), cloudsigma.DriveClone{Name: name, Media: "disk", StorageType: p.storageType})
 		return d, cloudError(err, "cloning snapshot "+src.GetSnapshot().GetSnapshotId())
 	case src.GetVolume() != nil:
 		d, err := c.cloud.CloneDrive(ctx, src.GetVolume().GetVolumeId(), cloudsigma.DriveClone{Name: name, Media: "disk", StorageType: p.storageType})
@@ -142,29 +148,30 @@ func (c *controller) startVolume(ctx context.Context, name string, size int64, p
 	}
 	d, err := c.cloud.CreateDrive(ctx, cloudsigma.DriveCreate{
 		Name: name, Size: size, Media: "disk", StorageType: p.storageType,
-		Meta: c.ownMeta(p, ""), Tags: tags,
+		Meta: c.ownMeta(name, p, ""), Tags: tags,
 	})
 	return d, cloudError(err, "creating drive")
 }
 
 // finishVolume waits for the drive to settle, records ownership on clones
-// (whose create call takes no meta or tags) and grows clones that must be
-// larger than their source.
-func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, size int64, p volumeParams, source string) (*cloudsigma.Drive, error) {
+// (whose create call takes no meta or tags: a clone carries its source's
+// meta and no tags) and grows clones that must be larger than their source.
+func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
 	d, err := c.waitReady(ctx, d.UUID)
 	if err != nil {
 		return nil, err
 	}
-	if d.Meta[metaDriver] == "" {
-		tags, err := c.driveTags(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		if d, err = c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: withMeta(d, c.ownMeta(p, source)), Tags: tagRefs(d, tags)}); err != nil {
+	tags, err := c.driveTags(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if refs := tagRefs(d, tags); !recorded(d, name) || len(refs) > len(d.Tags) {
+		meta := withMeta(d, c.ownMeta(name, p, sourceKey(src)))
+		if d, err = c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta, Tags: refs}); err != nil {
 			return nil, cloudError(err, "recording ownership on drive")
 		}
 	}
-	if int64(d.Size) < size {
+	if src != nil && int64(d.Size) < size {
 		if _, err := c.cloud.ResizeDrive(ctx, d, size); err != nil {
 			return nil, cloudError(err, "growing the new drive")
 		}
@@ -222,19 +229,15 @@ func (c *controller) sourceSize(ctx context.Context, src *csi.VolumeContentSourc
 		if err != nil {
 			return 0, cloudError(err, "snapshot "+id)
 		}
-		d, err := c.cloud.GetDrive(ctx, s.Drive.UUID)
-		if cloudsigma.IsNotFound(err) {
-			return 0, nil // source drive gone; the snapshot still restores
-		}
-		if err != nil {
-			return 0, cloudError(err, "reading the snapshot's drive")
-		}
-		return int64(d.Size), nil
+		return c.restoreSize(ctx, s, nil), nil
 	case src.GetVolume() != nil:
 		id := src.GetVolume().GetVolumeId()
 		d, err := c.cloud.GetDrive(ctx, id)
 		if err != nil {
 			return 0, cloudError(err, "source volume "+id)
+		}
+		if d.StorageType == ephemeralStorageType {
+			return 0, status.Errorf(codes.InvalidArgument, "source volume %s is %s, which CloudSigma cannot clone", id, ephemeralStorageType)
 		}
 		return int64(d.Size), nil
 	}
@@ -265,6 +268,11 @@ func (c *controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 	}
 	if slices.Contains(transitional, d.Status) {
 		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is %s", id, d.Status)
+	}
+	// CloudSigma deletes a drive's snapshots with it; the spec asks to
+	// leave such a volume alone.
+	if len(d.Snapshots) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "drive %s has %d snapshot(s), which CloudSigma would delete with it; delete them first", id, len(d.Snapshots))
 	}
 	if err := c.cloud.DeleteDrive(ctx, id); err != nil && !cloudsigma.IsNotFound(err) {
 		return nil, cloudError(err, "deleting drive")

@@ -77,7 +77,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	d := &Driver{opts: opts}
 	if opts.Probe != nil {
-		d.probe = &probeCache{ttl: time.Minute, check: opts.Probe}
+		d.probe = &probeCache{ttl: time.Minute, failTTL: 5 * time.Second, check: opts.Probe}
 	}
 	interceptors := append([]grpc.UnaryServerInterceptor{logCalls}, opts.Interceptors...)
 	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -42,6 +43,10 @@ func cloudCode(err error) codes.Code {
 		return codes.ResourceExhausted
 	case cloudsigma.IsConcurrency(err):
 		return codes.Unavailable
+	case cloudsigma.IsPermission(err) && isLimit(apiErr):
+		// CloudSigma answers account limits with 403 "operation not
+		// allowed" too; those are exhausted resources, not permissions.
+		return codes.ResourceExhausted
 	case cloudsigma.IsPermission(err):
 		return codes.PermissionDenied
 	case cloudsigma.IsValidation(err):
@@ -52,6 +57,11 @@ func cloudCode(err error) codes.Code {
 		return codes.Unavailable
 	}
 	return codes.Internal
+}
+
+func isLimit(e *cloudsigma.Error) bool {
+	msg := strings.ToLower(e.Message)
+	return strings.Contains(msg, "limit") || strings.Contains(msg, "quota") || strings.Contains(msg, "exceed")
 }
 
 // cloudError wraps err in a gRPC status with the code from cloudCode. The

@@ -23,6 +23,11 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	if req.GetCapacityRange() == nil {
 		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
 	}
+	if vc := req.GetVolumeCapability(); vc != nil {
+		if err := checkCapabilities([]*csi.VolumeCapability{vc}); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
 	release, err := c.locks.acquire(id)
 	if err != nil {
 		return nil, err

@@ -56,10 +56,12 @@ func (i *identity) Probe(ctx context.Context, _ *csi.ProbeRequest) (*csi.ProbeRe
 }
 
 // probeCache remembers the last API check for ttl, so liveness probes every
-// few seconds cost one API call a minute at most.
+// few seconds cost one API call a minute at most. A failure is remembered
+// for failTTL only: one blip must not fail every probe for a minute and get
+// the container restarted.
 type probeCache struct {
-	ttl   time.Duration
-	check func(context.Context) error
+	ttl, failTTL time.Duration
+	check        func(context.Context) error
 
 	mu     sync.Mutex
 	at     time.Time
@@ -69,7 +71,11 @@ type probeCache struct {
 func (p *probeCache) checkNow(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.at.IsZero() && time.Since(p.at) < p.ttl {
+	ttl := p.ttl
+	if p.result != nil {
+		ttl = min(p.ttl, p.failTTL)
+	}
+	if !p.at.IsZero() && time.Since(p.at) < ttl {
 		return p.result
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

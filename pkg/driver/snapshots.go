@@ -26,7 +26,9 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	if src == "" {
 		return nil, status.Error(codes.InvalidArgument, "source volume id is required")
 	}
-	release, err := c.locks.acquire("snapshot/" + name)
+	// The source volume is locked too: deleting it meanwhile would take
+	// the new snapshot with it.
+	release, err := c.locks.acquire("snapshot/"+name, src)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +52,14 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	if err != nil {
 		return nil, cloudError(err, "reading source drive")
 	}
+	if d.StorageType == ephemeralStorageType {
+		return nil, status.Errorf(codes.InvalidArgument, "volume %s is %s, which CloudSigma cannot snapshot", src, ephemeralStorageType)
+	}
 	s, err := c.cloud.CreateSnapshot(ctx, cloudsigma.SnapshotCreate{Drive: d.UUID, Name: name,
-		Meta: map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID}})
+		Meta: map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaSize: strconv.FormatInt(int64(d.Size), 10)}})
+	if cloudsigma.IsPermission(err) && c.snapshotLimitReached(ctx, d) {
+		return nil, status.Errorf(codes.ResourceExhausted, "snapshot limit reached for drive %s: %v", d.UUID, err)
+	}
 	if err != nil {
 		return nil, cloudError(err, "creating snapshot")
 	}
@@ -63,17 +71,40 @@ func (c *controller) snapshotResponse(ctx context.Context, s *cloudsigma.Snapsho
 	if s.Status == cloudsigma.StatusUnavailable {
 		return nil, status.Errorf(codes.Internal, "snapshot %s is unavailable", s.UUID)
 	}
-	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s))}, nil
+	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s, nil))}, nil
 }
 
-// restoreSize is the size of the snapshot's drive: a restore needs a drive
-// at least that large. Zero (unknown) when the drive is gone.
-func (c *controller) restoreSize(ctx context.Context, s *cloudsigma.Snapshot) int64 {
-	d, err := c.cloud.GetDrive(ctx, s.Drive.UUID)
+// snapshotLimitReached tells the account's snapshot limits (capabilities:
+// total and per drive) from other refusals: CloudSigma answers both with
+// 403 "operation not allowed".
+func (c *controller) snapshotLimitReached(ctx context.Context, d *cloudsigma.Drive) bool {
+	caps, err := c.cloud.GetCapabilities(ctx)
 	if err != nil {
-		return 0
+		return false
 	}
-	return int64(d.Size)
+	perDrive, total, current := caps.Snapshots["max_per_drive"], caps.Snapshots["max"], caps.Snapshots["current"]
+	return (perDrive > 0 && int64(len(d.Snapshots)) >= int64(perDrive)) || (total > 0 && current >= total)
+}
+
+// restoreSize is the size the snapshot's drive had when it was taken
+// (recorded in the snapshot's meta), else the drive's current size: a
+// restore needs a drive at least that large. Zero (unknown) when neither is
+// known. sizes caches drive sizes across calls.
+func (c *controller) restoreSize(ctx context.Context, s *cloudsigma.Snapshot, sizes map[string]int64) int64 {
+	if n, err := strconv.ParseInt(s.Meta[metaSize], 10, 64); err == nil && n > 0 {
+		return n
+	}
+	if size, ok := sizes[s.Drive.UUID]; ok {
+		return size
+	}
+	var size int64
+	if d, err := c.cloud.GetDrive(ctx, s.Drive.UUID); err == nil {
+		size = int64(d.Size)
+	}
+	if sizes != nil {
+		sizes[s.Drive.UUID] = size
+	}
+	return size
 }
 
 func csiSnapshot(s *cloudsigma.Snapshot, size int64) *csi.Snapshot {
@@ -130,7 +161,7 @@ func (c *controller) GetSnapshot(ctx context.Context, req *csi.GetSnapshotReques
 	if err != nil {
 		return nil, cloudError(err, "reading snapshot")
 	}
-	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s))}, nil
+	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s, nil))}, nil
 }
 
 // ListSnapshots lists by id, by source volume, or all, with offset tokens.
@@ -179,12 +210,7 @@ func (c *controller) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRe
 	resp := &csi.ListSnapshotsResponse{}
 	for i := range snaps {
 		s := &snaps[i]
-		size, ok := sizes[s.Drive.UUID]
-		if !ok {
-			size = c.restoreSize(ctx, s)
-			sizes[s.Drive.UUID] = size
-		}
-		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s, size)})
+		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s, sizes))})
 	}
 	if next := offset + len(snaps); req.GetSnapshotId() == "" && len(snaps) > 0 && next < total {
 		resp.NextToken = strconv.Itoa(next)

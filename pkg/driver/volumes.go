@@ -16,7 +16,9 @@ import (
 const (
 	metaDriver       = "csi_driver"  // params.DriverName: the drive is ours
 	metaCluster      = "csi_cluster" // --cluster-id of the owning cluster
+	metaName         = "csi_name"    // the CSI volume name the drive stands for
 	metaSource       = "csi_source"  // "", "snapshot:<uuid>" or "volume:<uuid>"
+	metaSize         = "csi_size"    // on snapshots: the drive's size when taken
 	metaPVCName      = "pvc_name"
 	metaPVCNamespace = "pvc_namespace"
 	metaPVName       = "pv_name"
@@ -24,8 +26,11 @@ const (
 
 const (
 	defaultStorageType = "dssd"
-	defaultVolumeSize  = 1 << 30
-	mib                = 1 << 20
+	// ephemeralStorageType drives cannot be cloned, snapshotted or restored
+	// into.
+	ephemeralStorageType = "local_nvme"
+	defaultVolumeSize    = 1 << 30
+	mib                  = 1 << 20
 )
 
 // volumeParams are the StorageClass parameters the driver understands.
@@ -55,7 +60,9 @@ func parseParams(in map[string]string) (volumeParams, error) {
 				}
 			}
 		case params.ParamFSType:
-			p.fsType = v
+			if p.fsType = strings.TrimSpace(v); p.fsType != "" && !slices.Contains(supportedFS, p.fsType) {
+				return p, fmt.Errorf("filesystem %q is not supported (supported: %s)", v, strings.Join(supportedFS, ", "))
+			}
 		case params.ParamFormatOptions:
 			p.formatOptions = v
 		case "csi.storage.k8s.io/pvc/name":

@@ -63,6 +63,7 @@ func TestCloudCode(t *testing.T) {
 		{apiErr(402, cloudsigma.ErrTypePayment), codes.ResourceExhausted},
 		{apiErr(400, cloudsigma.ErrTypeBilling), codes.ResourceExhausted},
 		{apiErr(403, cloudsigma.ErrTypePermission), codes.PermissionDenied},
+		{&cloudsigma.Error{StatusCode: 403, Type: cloudsigma.ErrTypePermission, Message: "Snapshot limit reached"}, codes.ResourceExhausted},
 		{apiErr(503, cloudsigma.ErrTypeConcurrency), codes.Unavailable},
 		{apiErr(500, cloudsigma.ErrTypeBackend), codes.Unavailable},
 		{apiErr(http.StatusTooManyRequests, ""), codes.Unavailable},
@@ -74,5 +75,14 @@ func TestCloudCode(t *testing.T) {
 		if got := cloudCode(tc.err); got != tc.want {
 			t.Errorf("cloudCode(%v) = %s, want %s", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestParseParamsFSType(t *testing.T) {
+	if _, err := parseParams(map[string]string{"csi.storage.k8s.io/fstype": "btrfs"}); err == nil {
+		t.Fatal("an unsupported filesystem was accepted")
+	}
+	if p, err := parseParams(map[string]string{"csi.storage.k8s.io/fstype": "xfs"}); err != nil || p.fsType != "xfs" {
+		t.Fatalf("xfs: %+v %v", p, err)
 	}
 }
