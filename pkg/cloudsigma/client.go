@@ -169,10 +169,16 @@ type request struct {
 	// idempotent marks POSTs that are safe to repeat; GET, PUT and DELETE
 	// always are.
 	idempotent bool
+	// readModifyWrite marks a body built from an object as last read (a
+	// server's or drive's full definition). Repeating it after a conflict
+	// or an unknown fate would write back stale fields over someone else's
+	// change, so it is repeated only when it was never sent; the caller
+	// re-reads and tries again.
+	readModifyWrite bool
 }
 
 func (r request) safeToRepeat() bool {
-	return r.method != http.MethodPost || r.idempotent
+	return (r.method != http.MethodPost || r.idempotent) && !r.readModifyWrite
 }
 
 // do performs the call with rate limiting and retries, and decodes a JSON
@@ -212,14 +218,15 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 // calls repeat on transport errors, 5xx and concurrency errors. A POST is
 // repeated only when the API explicitly rejected it as a concurrency conflict
 // (nothing was done) or the connection was never established: a POST whose
-// fate is unknown may have created a drive, and repeating it makes two.
+// fate is unknown may have created a drive, and repeating it makes two. A
+// read-modify-write is never repeated once sent (see request).
 func (c *Client) retryable(r request, err error) bool {
 	if ctxErr(err) {
 		return false
 	}
 	if apiErr, ok := AsError(err); ok {
 		if apiErr.Type == ErrTypeConcurrency {
-			return true
+			return !r.readModifyWrite
 		}
 		if !r.safeToRepeat() {
 			return false

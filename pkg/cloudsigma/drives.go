@@ -94,7 +94,7 @@ func (c *Client) UpdateDrive(ctx context.Context, d *Drive, u DriveUpdate) (*Dri
 		return nil, err
 	}
 	var out Drive
-	if err := c.do(ctx, request{method: http.MethodPut, path: drivePath(d.UUID), body: body}, &out); err != nil {
+	if err := c.do(ctx, request{method: http.MethodPut, path: drivePath(d.UUID), body: body, readModifyWrite: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -113,7 +113,7 @@ func (c *Client) ResizeDrive(ctx context.Context, d *Drive, newSize int64) (*Dri
 		return nil, err
 	}
 	var resp objectsOf[Drive]
-	r := request{method: http.MethodPost, path: drivePath(d.UUID) + "action/", query: url.Values{"do": {"resize"}}, body: body, idempotent: true}
+	r := request{method: http.MethodPost, path: drivePath(d.UUID) + "action/", query: url.Values{"do": {"resize"}}, body: body, readModifyWrite: true}
 	if err := c.do(ctx, r, &resp); err != nil {
 		return nil, err
 	}

@@ -190,6 +190,29 @@ func TestRetries(t *testing.T) {
 			t.Errorf("%d drives created", countDrives()-before)
 		}
 	})
+	t.Run("server PUT not repeated after a concurrency rejection", func(t *testing.T) {
+		// The body is the server as last read: repeating it could write
+		// stale fields over the change that conflicted. The caller re-reads.
+		id := e.sim.CreateServer("rmw", false)
+		srv, err := e.c.GetServer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "rmw-data", Size: gib})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sim.ResetCalls()
+		e.sim.InjectFault(sim.Fault{Method: http.MethodPut, PathPrefix: "/servers/", Status: http.StatusServiceUnavailable, Count: 1})
+		defer e.sim.ClearFaults()
+		_, err = e.c.UpdateServerDrives(ctx, srv, []cloudsigma.ServerDrive{{DevChannel: "0:0", Device: "virtio", Drive: cloudsigma.Ref{UUID: d.UUID}}})
+		if !cloudsigma.IsConcurrency(err) {
+			t.Fatalf("want the concurrency error back, got %v", err)
+		}
+		if calls := e.settledCalls(http.MethodPut, "/servers/"+id+"/", 1); len(calls) != 1 {
+			t.Fatalf("calls %+v, want exactly one PUT", calls)
+		}
+	})
 	t.Run("context cancellation stops the retry loop", func(t *testing.T) {
 		e.sim.ResetCalls()
 		e.sim.InjectFault(sim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable})

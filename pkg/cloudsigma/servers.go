@@ -40,7 +40,7 @@ func (c *Client) UpdateServerDrives(ctx context.Context, s *Server, drives []Ser
 		return nil, err
 	}
 	var out Server
-	if err := c.do(ctx, request{method: http.MethodPut, path: serverPath(s.UUID), body: body}, &out); err != nil {
+	if err := c.do(ctx, request{method: http.MethodPut, path: serverPath(s.UUID), body: body, readModifyWrite: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -9,7 +9,6 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -179,8 +178,4 @@ func (c *controller) csiVolume(d *cloudsigma.Drive, vc map[string]string, src *c
 		VolumeId: d.UUID, CapacityBytes: int64(d.Size), VolumeContext: vc,
 		ContentSource: src, AccessibleTopology: c.topology(),
 	}
-}
-
-func logCall(method string, kv ...any) {
-	klog.V(2).InfoS(method, kv...)
 }
