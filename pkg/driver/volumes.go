@@ -60,8 +60,9 @@ func parseParams(in map[string]string) (volumeParams, error) {
 				}
 			}
 		case params.ParamFSType:
-			if p.fsType = strings.TrimSpace(v); p.fsType != "" && !slices.Contains(supportedFS, p.fsType) {
-				return p, fmt.Errorf("filesystem %q is not supported (supported: %s)", v, strings.Join(supportedFS, ", "))
+			var ok bool
+			if p.fsType, ok = params.FSType(v); !ok {
+				return p, fmt.Errorf("filesystem %q is not supported (supported: %s)", v, strings.Join(params.FSTypes, ", "))
 			}
 		case params.ParamFormatOptions:
 			p.formatOptions = v
@@ -161,8 +162,8 @@ func checkCapabilities(caps []*csi.VolumeCapability) error {
 		switch {
 		case c.GetBlock() != nil:
 		case c.GetMount() != nil:
-			if fs := c.GetMount().GetFsType(); fs != "" && !slices.Contains(supportedFS, fs) {
-				return fmt.Errorf("filesystem %q is not supported (supported: %s)", fs, strings.Join(supportedFS, ", "))
+			if _, ok := params.FSType(c.GetMount().GetFsType()); !ok {
+				return fmt.Errorf("filesystem %q is not supported (supported: %s)", c.GetMount().GetFsType(), strings.Join(params.FSTypes, ", "))
 			}
 		default:
 			return fmt.Errorf("access type (mount or block) is required")
@@ -170,8 +171,6 @@ func checkCapabilities(caps []*csi.VolumeCapability) error {
 	}
 	return nil
 }
-
-var supportedFS = []string{"ext4", "xfs", "ext3"}
 
 func isBlock(caps []*csi.VolumeCapability) bool {
 	for _, c := range caps {

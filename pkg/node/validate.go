@@ -11,12 +11,9 @@ import (
 
 const defaultFSType = "ext4"
 
-// supportedFS are the filesystems the node formats, mounts and grows online.
-var supportedFS = map[string]bool{"ext4": true, "ext3": true, "xfs": true}
-
-// checkCapability validates a volume capability for this node. A drive
-// attaches to one server and ext4/xfs are not cluster filesystems, so
-// multi-node writers are refused; multi-node readers work read-only.
+// checkCapability validates a volume capability for this node, with the
+// controller's rules: a drive attaches to one server, so multi-node modes
+// are refused.
 func checkCapability(vc *csi.VolumeCapability) error {
 	if vc == nil {
 		return failf(errInvalid, "volume capability missing")
@@ -28,10 +25,10 @@ func checkCapability(vc *csi.VolumeCapability) error {
 	case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
 		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
 		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
-		csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
 		return nil
-	case csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
 		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
 		return failf(errPrecondition, "access mode %s is not supported: a drive attaches to one server", mode)
 	default:
@@ -59,9 +56,9 @@ func fsTypeOf(vc *csi.VolumeCapability, volumeContext map[string]string) (string
 	if fs == "" {
 		return defaultFSType, nil
 	}
-	fs = strings.ToLower(fs)
-	if !supportedFS[fs] {
-		return "", failf(errInvalid, "filesystem %q is not supported (ext4, ext3 or xfs)", fs)
+	fs, ok := params.FSType(fs)
+	if !ok {
+		return "", failf(errInvalid, "filesystem %q is not supported (%s)", fs, strings.Join(params.FSTypes, ", "))
 	}
 	return fs, nil
 }

@@ -3,6 +3,11 @@
 // sides import it so the contract between them lives in one file.
 package params
 
+import (
+	"slices"
+	"strings"
+)
+
 const (
 	// DriverName is the CSI plugin name.
 	DriverName = "csi.cloudsigma.com"
@@ -21,3 +26,14 @@ const (
 	ParamFSType        = "csi.storage.k8s.io/fstype" // ext4 (default) or xfs
 	ParamFormatOptions = "formatOptions"             // extra mkfs arguments, space separated
 )
+
+// FSTypes are the filesystems the driver formats, mounts and grows. ext4 is
+// the default; ext3 is accepted for existing images.
+var FSTypes = []string{"ext4", "xfs", "ext3"}
+
+// FSType normalizes a requested filesystem name ("XFS " is xfs) and reports
+// whether the driver supports it. An empty name is supported: the default.
+func FSType(name string) (string, bool) {
+	fs := strings.ToLower(strings.TrimSpace(name))
+	return fs, fs == "" || slices.Contains(FSTypes, fs)
+}

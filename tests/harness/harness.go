@@ -5,6 +5,7 @@ package harness
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -136,13 +137,16 @@ func (e *Env) StartDriver() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- d.Run(ctx) }()
-	for i := 0; i < 200; i++ {
-		if _, err := os.Stat(e.Socket); err == nil {
+	// Ready when a connection is accepted: the socket file appears at bind,
+	// a moment before listen, and a stale one may be left by StopDriver.
+	for i := 0; i < 500; i++ {
+		if conn, err := net.Dial("unix", e.Socket); err == nil {
+			conn.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e.t.Fatalf("driver socket %s did not appear", e.Socket)
+	e.t.Fatalf("driver socket %s does not accept connections", e.Socket)
 }
 
 // StopDriver stops the driver; StartDriver brings up a new one.
