@@ -24,7 +24,7 @@ import (
 
 type config struct {
 	endpoint, mode              string
-	apiURL, location, uploadURL string
+	apiURL, location            string
 	allowInsecureHTTP           bool
 	credentialsDir              string
 	nodeID, clusterID           string
@@ -42,7 +42,6 @@ func main() {
 	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
 	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
 	fs.StringVar(&cfg.location, "location", "", "CloudSigma location code (zrh, fra, ...): builds the API URL when --api-url is empty, and is the topology value (default: from the API host)")
-	fs.StringVar(&cfg.uploadURL, "upload-url", "", "base URL for drive image upload/download (default: direct.<api host>)")
 	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http API URL (for the simulator only: credentials travel in clear text)")
 	fs.StringVar(&cfg.credentialsDir, "credentials-dir", "", "directory with files username and password (or token), e.g. a mounted Secret; default: env CLOUDSIGMA_USERNAME, CLOUDSIGMA_PASSWORD, CLOUDSIGMA_TOKEN")
 	fs.StringVar(&cfg.nodeID, "node-id", "", "node ID = CloudSigma server UUID of this machine (node mode; default: read from the server context)")
@@ -123,7 +122,7 @@ func newClient(cfg config, m *metrics.Metrics) (*cloudsigma.Client, error) {
 		return nil, err
 	}
 	return cloudsigma.New(cloudsigma.Config{
-		APIURL: cfg.apiURL, Location: cfg.location, UploadURL: cfg.uploadURL,
+		APIURL: cfg.apiURL, Location: cfg.location,
 		Username: user, Password: pass, Token: token,
 		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: apiHTTPClient(m),
 		UserAgent: "cloudsigma-csi-driver/" + driver.Version(),
