@@ -12,6 +12,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
+	"github.com/cloudsigma-csi/driver/internal/fscheck"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 )
 
@@ -41,7 +42,7 @@ func (d *demo) lifeCycle(fsType string) error {
 		{"NodeStageVolume a (mkfs." + fsType + ", mount)", func(ctx context.Context) (string, error) { return d.stage(ctx, a) }},
 		{"NodePublishVolume a (bind mount into the pod)", func(ctx context.Context) (string, error) { return d.publish(ctx, a) }},
 		{"write a 4 MiB file into the pod's volume", func(ctx context.Context) (string, error) {
-			return "sha256 " + sum(payload), writeSynced(filepath.Join(a.target, "data.bin"), payload)
+			return "sha256 " + sum(payload), fscheck.WriteSynced(filepath.Join(a.target, "data.bin"), payload)
 		}},
 		{"CreateSnapshot of a, wait until ready", func(ctx context.Context) (string, error) {
 			var err error
@@ -63,7 +64,7 @@ func (d *demo) lifeCycle(fsType string) error {
 			if !bytes.Equal(got, payload) {
 				return "", fmt.Errorf("restored file differs: sha256 %s, wrote %s", sum(got), sum(payload))
 			}
-			size, err := df(b.target)
+			size, err := fscheck.Size(b.target)
 			if err != nil || size < gib+gib/2 {
 				return "", fmt.Errorf("restored filesystem is %d bytes (%v), want about 2 GiB", size, err)
 			}
@@ -81,7 +82,7 @@ func (d *demo) lifeCycle(fsType string) error {
 					return "", err
 				}
 			}
-			size, err := df(a.target)
+			size, err := fscheck.Size(a.target)
 			if err != nil || size < 2*gib+gib/2 {
 				return "", fmt.Errorf("expanded filesystem is %d bytes (%v), want about 3 GiB", size, err)
 			}
@@ -220,27 +221,6 @@ func (d *demo) takeOff(ctx context.Context, v *volume) (string, error) {
 	}
 	_, err := d.ctrl.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: v.id, NodeId: server})
 	return "", err
-}
-
-// writeSynced writes a file and flushes it to the device, so a snapshot of
-// the drive taken next holds it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return exec.Command("sync", "-f", path).Run()
 }
 
 // checkLeaks looks for anything the run left behind: drives and snapshots

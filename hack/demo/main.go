@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,8 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -201,13 +198,3 @@ func randomBytes(n int) []byte {
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return fmt.Sprintf("%x", s[:8]) }
-
-// df returns the filesystem size of path in bytes, as df reports it.
-func df(path string) (int64, error) {
-	out, err := exec.Command("df", "--block-size=1", "--output=size", path).Output()
-	if err != nil {
-		return 0, err
-	}
-	lines := strings.Fields(string(bytes.TrimSpace(out)))
-	return strconv.ParseInt(lines[len(lines)-1], 10, 64)
-}
