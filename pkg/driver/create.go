@@ -142,13 +142,13 @@ func (c *controller) startVolume(ctx context.Context, name string, size int64, p
 		d, err := c.cloud.CloneDrive(ctx, src.GetVolume().GetVolumeId(), cloudsigma.DriveClone{Name: name, Media: "disk", StorageType: p.storageType})
 		return d, cloudError(err, "cloning drive "+src.GetVolume().GetVolumeId())
 	}
-	tags, err := c.driveTags(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	d, err := c.cloud.CreateDrive(ctx, cloudsigma.DriveCreate{
-		Name: name, Size: size, Media: "disk", StorageType: p.storageType,
-		Meta: c.ownMeta(name, p, ""), Tags: tags,
+	var d *cloudsigma.Drive
+	err := c.withTags(ctx, p, func(tags []string) (err error) {
+		d, err = c.cloud.CreateDrive(ctx, cloudsigma.DriveCreate{
+			Name: name, Size: size, Media: "disk", StorageType: p.storageType,
+			Meta: c.ownMeta(name, p, ""), Tags: tags,
+		})
+		return err
 	})
 	return d, cloudError(err, "creating drive")
 }
@@ -161,15 +161,20 @@ func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, name
 	if err != nil {
 		return nil, err
 	}
-	tags, err := c.driveTags(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if refs := tagRefs(d, tags); !recorded(d, name) || len(refs) > len(d.Tags) {
-		meta := withMeta(d, c.ownMeta(name, p, sourceKey(src)))
-		if d, err = c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta, Tags: refs}); err != nil {
-			return nil, cloudError(err, "recording ownership on drive")
+	err = c.withTags(ctx, p, func(tags []string) error {
+		refs := tagRefs(d, tags)
+		if recorded(d, name) && len(refs) == len(d.Tags) {
+			return nil
 		}
+		meta := withMeta(d, c.ownMeta(name, p, sourceKey(src)))
+		updated, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta, Tags: refs})
+		if err == nil {
+			d = updated
+		}
+		return err
+	})
+	if err != nil {
+		return nil, cloudError(err, "recording ownership on drive")
 	}
 	if src != nil && int64(d.Size) < size {
 		if _, err := c.cloud.ResizeDrive(ctx, d, size); err != nil {
@@ -201,6 +206,25 @@ func (c *controller) driveTags(ctx context.Context, p volumeParams) ([]string, e
 		out = append(out, id)
 	}
 	return out, nil
+}
+
+// withTags calls write with the UUIDs of the drive's tags. A tag deleted by
+// hand stays in the cache and the API rejects it: then the tags are looked
+// up (or created) again and write runs once more.
+func (c *controller) withTags(ctx context.Context, p volumeParams, write func(tags []string) error) error {
+	for attempt := 0; ; attempt++ {
+		tags, err := c.driveTags(ctx, p)
+		if err != nil {
+			return err
+		}
+		err = write(tags)
+		if attempt > 0 || !(cloudsigma.IsValidation(err) || cloudsigma.IsNotFound(err)) {
+			return err
+		}
+		c.mu.Lock()
+		clear(c.tagUUIDs)
+		c.mu.Unlock()
+	}
 }
 
 // tagRefs merges new tag UUIDs into a drive's existing tags.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/tests/harness"
@@ -493,5 +495,37 @@ func TestLostCloneResponseIsRecovered(t *testing.T) {
 	}
 	if !listVolumeIDs(t, c)[vol.GetVolumeId()] {
 		t.Fatal("recovered clone missing from ListVolumes")
+	}
+}
+
+// An operator deletes a tag the driver has cached (here: the StorageClass's
+// extra tag). The create that trips over it looks the tags up again instead
+// of failing until the driver restarts.
+func TestDeletedTagIsLookedUpAgain(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	c := csi.NewControllerClient(e.Conn())
+	tagged := map[string]string{"tags": "team-gone"}
+	if _, err := c.CreateVolume(ctxT(t), &csi.CreateVolumeRequest{Name: "pvc-tag-first",
+		VolumeCapabilities: []*csi.VolumeCapability{mountCap}, Parameters: tagged}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := e.NewClient().ListTags(ctxT(t), cloudsigma.Filter{Name: []string{"team-gone"}})
+	if err != nil || len(tags) != 1 {
+		t.Fatalf("tag team-gone: %v %v", tags, err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, e.APIURL+"tags/"+tags[0].UUID+"/", nil)
+	req.SetBasicAuth(harness.Username, harness.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("deleting the tag: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := c.CreateVolume(ctxT(t), &csi.CreateVolumeRequest{Name: "pvc-tag-second",
+		VolumeCapabilities: []*csi.VolumeCapability{mountCap}, Parameters: tagged}); err != nil {
+		t.Fatalf("create after the tag was deleted: %v", err)
+	}
+	tags, err = e.NewClient().ListTags(ctxT(t), cloudsigma.Filter{Name: []string{"team-gone"}})
+	if err != nil || len(tags) != 1 {
+		t.Fatalf("tag team-gone was not created again: %v %v", tags, err)
 	}
 }
