@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
 GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test check unit sanity-cli fuzz bench clean
+.PHONY: all build demo test check unit sanity-cli e2e fuzz bench clean
 
 all: build
 
@@ -38,6 +38,16 @@ test: check
 # The csi-sanity command-line tool against the built binaries, from outside.
 sanity-cli: build
 	../shared/tools/sanity-cli.sh full
+
+# The driver under a real control plane (etcd, kube-apiserver,
+# kube-controller-manager) with the CSI sidecars, as root: tests/e2e/README.md.
+# The first run on a machine builds the Kubernetes binaries (cached after).
+e2e: build
+	@if [ "$$(id -u)" != 0 ]; then echo "make e2e needs root: loop devices, mkfs and mount"; exit 1; fi
+	hack/e2e-binaries.sh bin/e2e
+	cd tests/e2e && go vet -tags e2e . && \
+		go test -tags e2e -count=1 -v -timeout 30m . -args -bin-dir ../../bin/e2e \
+		-driver ../../bin/cloudsigma-csi-driver -sim ../../bin/cloudsigma-sim
 
 fuzz:
 	for f in FuzzDecodeError FuzzDecodeDrive FuzzDecodeServer FuzzRef; do \

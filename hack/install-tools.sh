@@ -4,8 +4,10 @@
 # versions.
 #
 #   OS packages (only the missing ones): e2fsprogs xfsprogs util-linux mount udev
+#   etcd-server jq
 #     mkfs.ext4/resize2fs, mkfs.xfs/xfs_growfs, blkid/findmnt/blockdev,
-#     mount/losetup (package "mount" in bookworm), udevadm
+#     mount/losetup (package "mount" in bookworm), udevadm; etcd for the e2e
+#     suite's API server, jq for hack/e2e-binaries.sh
 #   Go tools, pinned, built with `go install` into $(go env GOPATH)/bin:
 #     helm        chart lint/render in tests/packaging
 #     kustomize   renders deploy/kubernetes in tests/packaging
@@ -23,7 +25,7 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 
 # --- OS packages -------------------------------------------------------------
 missing=()
-for pkg in e2fsprogs xfsprogs util-linux mount udev; do
+for pkg in e2fsprogs xfsprogs util-linux mount udev etcd-server jq; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 		missing+=("$pkg")
 	fi
@@ -86,7 +88,8 @@ printf '  %-11s %s\n' \
 	mkfs.ext4 "$(dpkg-query -W -f='${Version}' e2fsprogs)" \
 	mkfs.xfs "$(dpkg-query -W -f='${Version}' xfsprogs)" \
 	util-linux "$(dpkg-query -W -f='${Version}' util-linux)" \
-	udevadm "$(dpkg-query -W -f='${Version}' udev)" >&2
+	udevadm "$(dpkg-query -W -f='${Version}' udev)" \
+	etcd "$(dpkg-query -W -f='${Version}' etcd-server)" >&2
 case ":$PATH:" in
 *":$bindir:"*) ;;
 *) log "add $bindir to PATH (the packaging tests also look there)" ;;

@@ -1,0 +1,215 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/cloudsigma-csi/driver/pkg/params"
+)
+
+const storageClass = "cloudsigma-dssd" // deploy/kubernetes/storageclass.yaml
+
+var (
+	getOpts = metav1.GetOptions{}
+	listAll = metav1.ListOptions{}
+
+	snapshotGVR = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshots"}
+	contentGVR  = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotcontents"}
+)
+
+// createPVC makes a claim on our StorageClass. The class binds on first
+// consumer, so the claim carries the node the scheduler would have picked.
+func (e *env) createPVC(ctx context.Context, name, size string, source *corev1.TypedLocalObjectReference) error {
+	sc := storageClass
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Annotations: map[string]string{"volume.kubernetes.io/selected-node": nodeName}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: &sc,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+			DataSource:       source,
+		},
+	}
+	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{})
+	return err
+}
+
+// waitBound waits until the claim is Bound and returns its PV, checked for
+// what the provisioner must have put there: our driver, a drive that exists
+// in the cloud, and the node's location as the PV's topology.
+func (e *env) waitBound(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
+	var pv *corev1.PersistentVolume
+	err := e.eventually(ctx, "PVC "+name+" bound", func(ctx context.Context) error {
+		pvc, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, getOpts)
+		if err != nil {
+			return err
+		}
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("phase %q", pvc.Status.Phase)
+		}
+		pv, err = e.kube.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, getOpts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != params.DriverName {
+		return nil, fmt.Errorf("PV %s is not a %s volume: %+v", pv.Name, params.DriverName, pv.Spec.PersistentVolumeSource)
+	}
+	if err := e.checkTopology(pv); err != nil {
+		return nil, err
+	}
+	d, err := e.cloud.GetDrive(ctx, pv.Spec.CSI.VolumeHandle)
+	if err != nil {
+		return nil, fmt.Errorf("PV %s: its drive: %w", pv.Name, err)
+	}
+	want := pv.Spec.Capacity[corev1.ResourceStorage]
+	if int64(d.Size) < want.Value() {
+		return nil, fmt.Errorf("drive %s is %d bytes, PV says %s", d.UUID, d.Size, want.String())
+	}
+	return pv, nil
+}
+
+// checkTopology: the PV may only be used in the node's location.
+func (e *env) checkTopology(pv *corev1.PersistentVolume) error {
+	want := e.topology[params.TopologyKey]
+	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+		return fmt.Errorf("PV %s has no node affinity", pv.Name)
+	}
+	for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
+		for _, r := range term.MatchExpressions {
+			if r.Key == params.TopologyKey && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) == 1 && r.Values[0] == want {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("PV %s node affinity %+v, want %s in [%s]", pv.Name, pv.Spec.NodeAffinity.Required, params.TopologyKey, want)
+}
+
+// attach creates the VolumeAttachment the attach/detach controller would,
+// named as it names them, and waits for the attacher to report it attached.
+func (e *env) attach(ctx context.Context, pv *corev1.PersistentVolume) (*storagev1.VolumeAttachment, error) {
+	name := fmt.Sprintf("csi-%x", sha256.Sum256([]byte(pv.Spec.CSI.VolumeHandle+params.DriverName+nodeName)))
+	pvName := pv.Name
+	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: params.DriverName, NodeName: nodeName,
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pvName}}}
+	if _, err := e.kube.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	err := e.eventually(ctx, "VolumeAttachment "+name+" attached", func(ctx context.Context) error {
+		var err error
+		if va, err = e.kube.StorageV1().VolumeAttachments().Get(ctx, name, getOpts); err != nil {
+			return err
+		}
+		if !va.Status.Attached {
+			return fmt.Errorf("not attached (error: %v)", va.Status.AttachError)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got := va.Status.AttachmentMetadata[params.PublishDriveUUID]; got != pv.Spec.CSI.VolumeHandle {
+		return nil, fmt.Errorf("attachment metadata %v: drive %q, want %s", va.Status.AttachmentMetadata, got, pv.Spec.CSI.VolumeHandle)
+	}
+	return va, e.checkOnServer(ctx, pv.Spec.CSI.VolumeHandle, true)
+}
+
+// detach deletes the VolumeAttachment and waits for the attacher to detach
+// the drive and drop its finalizer.
+func (e *env) detach(ctx context.Context, va *storagev1.VolumeAttachment, handle string) error {
+	if err := e.kube.StorageV1().VolumeAttachments().Delete(ctx, va.Name, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	if err := e.waitGone(ctx, "VolumeAttachment "+va.Name, func(ctx context.Context) error {
+		_, err := e.kube.StorageV1().VolumeAttachments().Get(ctx, va.Name, getOpts)
+		return err
+	}); err != nil {
+		return err
+	}
+	return e.checkOnServer(ctx, handle, false)
+}
+
+// checkOnServer asserts the simulator's view: the drive is (or is not) in
+// the server's drives, and its guest device link is there (or not).
+func (e *env) checkOnServer(ctx context.Context, handle string, want bool) error {
+	return e.eventually(ctx, "drive "+handle+" on the server", func(ctx context.Context) error {
+		s, err := e.cloud.GetServer(ctx, serverUUID)
+		if err != nil {
+			return err
+		}
+		on := false
+		for _, d := range s.Drives {
+			on = on || d.Drive.UUID == handle
+		}
+		_, linkErr := statLink(e.devDir, handle)
+		if on != want || (linkErr == nil) != want {
+			return fmt.Errorf("in the server's drives: %v, guest device link: %v; want %v", on, linkErr == nil, want)
+		}
+		return nil
+	})
+}
+
+// waitGone polls get until it answers NotFound.
+func (e *env) waitGone(ctx context.Context, what string, get func(ctx context.Context) error) error {
+	return e.eventually(ctx, what+" gone", func(ctx context.Context) error {
+		err := get(ctx)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		return err
+	})
+}
+
+// createSnapshot makes a VolumeSnapshot of a claim in our class and waits
+// for ReadyToUse; it returns the snapshot handle from its content.
+func (e *env) createSnapshot(ctx context.Context, name, pvc string) (string, error) {
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec": map[string]any{"volumeSnapshotClassName": "cloudsigma-snapshots",
+			"source": map[string]any{"persistentVolumeClaimName": pvc}},
+	}}
+	if _, err := e.dyn.Resource(snapshotGVR).Namespace(ns).Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	var content string
+	err := e.eventually(ctx, "VolumeSnapshot "+name+" ready", func(ctx context.Context) error {
+		got, err := e.dyn.Resource(snapshotGVR).Namespace(ns).Get(ctx, name, getOpts)
+		if err != nil {
+			return err
+		}
+		ready, _, _ := unstructured.NestedBool(got.Object, "status", "readyToUse")
+		content, _, _ = unstructured.NestedString(got.Object, "status", "boundVolumeSnapshotContentName")
+		if !ready {
+			e, _, _ := unstructured.NestedMap(got.Object, "status", "error")
+			return fmt.Errorf("not ready (error: %v)", e)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	vsc, err := e.dyn.Resource(contentGVR).Get(ctx, content, getOpts)
+	if err != nil {
+		return "", err
+	}
+	handle, _, _ := unstructured.NestedString(vsc.Object, "status", "snapshotHandle")
+	return handle, nil
+}
