@@ -61,6 +61,44 @@ func (c *controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: driveHealth(d)}, nil
 }
 
+// ControllerListVolumeHealth lists this cluster's drives with an adverse
+// condition (the spec asks to omit healthy ones). The token is an offset
+// into that list, which is read whole: few drives are ever unhealthy.
+func (c *controller) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
+	offset, err := parseToken(req.GetStartingToken())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetMaxEntries() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	tag, err := c.tagUUID(ctx, c.clusterTag(), false)
+	if err != nil {
+		return nil, err
+	}
+	var unhealthy []*csi.VolumeHealth
+	if tag != "" {
+		drives, err := c.cloud.ListDrives(ctx, cloudsigma.Filter{Tag: []string{tag}})
+		if err != nil {
+			return nil, cloudError(err, "listing drives")
+		}
+		for i := range drives {
+			if h := driveHealth(&drives[i]); len(h.HealthStatuses) > 0 {
+				unhealthy = append(unhealthy, h)
+			}
+		}
+	}
+	if offset > 0 && offset >= len(unhealthy) {
+		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d unhealthy volumes)", offset, len(unhealthy))
+	}
+	resp := &csi.ControllerListVolumeHealthResponse{Entries: unhealthy[offset:]}
+	if n := int(req.GetMaxEntries()); n > 0 && n < len(resp.Entries) {
+		resp.Entries = resp.Entries[:n]
+		resp.NextToken = strconv.Itoa(offset + n)
+	}
+	return resp, nil
+}
+
 func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
 	h := &csi.VolumeHealth{VolumeId: d.UUID}
 	if d.Status == cloudsigma.StatusUnavailable {

@@ -325,3 +325,56 @@ func TestUnavailableDriveFailsCreateAndReportsHealth(t *testing.T) {
 		t.Fatalf("health of an unavailable drive: %v %v", h, err)
 	}
 }
+
+// ControllerListVolumeHealth lists only the unhealthy volumes of this
+// cluster, paged, and refuses a token it did not issue.
+func TestListVolumeHealthPagesUnhealthyVolumes(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	c := csi.NewControllerClient(e.Conn())
+	list := func(max int32, token string) (*csi.ControllerListVolumeHealthResponse, error) {
+		return c.ControllerListVolumeHealth(ctxT(t), &csi.ControllerListVolumeHealthRequest{MaxEntries: max, StartingToken: token})
+	}
+	if resp, err := list(0, ""); err != nil || len(resp.GetEntries()) != 0 {
+		t.Fatalf("before any volume: %v %v", resp, err)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, create(t, c, fmt.Sprintf("pvc-health-%d", i), gib, nil).GetVolumeId())
+	}
+	if resp, err := list(0, ""); err != nil || len(resp.GetEntries()) != 0 {
+		t.Fatalf("healthy volumes listed: %v %v", resp, err)
+	}
+	for _, id := range ids[1:] {
+		if err := e.Sim.SetDriveStatus(id, cloudsigma.StatusUnavailable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	token := ""
+	for page := 0; ; page++ {
+		resp, err := list(1, token)
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		if len(resp.GetEntries()) != 1 {
+			t.Fatalf("page %d: %d entries, want 1", page, len(resp.GetEntries()))
+		}
+		h := resp.GetEntries()[0]
+		if len(h.GetHealthStatuses()) != 1 || h.GetHealthStatuses()[0].GetStatus() != csi.VolumeHealthErrorType_INACCESSIBLE {
+			t.Fatalf("entry %v", h)
+		}
+		seen[h.GetVolumeId()] = true
+		if token = resp.GetNextToken(); token == "" {
+			break
+		}
+	}
+	if len(seen) != 2 || !seen[ids[1]] || !seen[ids[2]] {
+		t.Fatalf("listed %v, want the unavailable %v", seen, ids[1:])
+	}
+	if _, err := list(0, "7"); status.Code(err) != codes.Aborted {
+		t.Fatalf("token past the end: %v, want Aborted", err)
+	}
+	if _, err := list(-1, ""); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("negative max_entries: %v, want InvalidArgument", err)
+	}
+}
