@@ -59,7 +59,7 @@ build() {
 	log "$dir $version: built in $(($(date +%s) - start))s"
 }
 
-build kubernetes kube-apiserver kube-controller-manager
+build kubernetes kube-apiserver kube-controller-manager kubectl
 build external-provisioner csi-provisioner
 build external-attacher csi-attacher
 build external-resizer csi-resizer

@@ -100,7 +100,7 @@ func TestE2E(t *testing.T) {
 	e.run("start etcd, kube-apiserver, kube-controller-manager", 2*time.Minute, e.startControlPlane)
 	e.run("apply snapshot CRDs and snapshot-controller RBAC", time.Minute, e.applyCRDs)
 	e.run("helm template | server-side dry-run apply", 2*time.Minute, e.helmDryRun)
-	e.run("kustomize build deploy/kubernetes | dry-run apply", 2*time.Minute, e.kustomizeDryRun)
+	e.run("kubectl apply -k deploy/kubernetes --dry-run=client/server", 2*time.Minute, e.kustomizeDryRun)
 	e.run("apply deploy/kubernetes (CSIDriver, RBAC, classes)", time.Minute, e.applyDeploy)
 	e.run("start simulator, driver (controller, node)", time.Minute, e.startDriver)
 	e.run("start sidecars with their service accounts' tokens", time.Minute, e.startSidecars)

@@ -124,7 +124,18 @@ func (e *env) kustomizeDryRun(ctx context.Context) (string, error) {
 		return "", err
 	}
 	n, err := e.apply.objects(ctx, out, true)
-	return fmt.Sprintf("%d objects valid", n), err
+	if err != nil {
+		return "", err
+	}
+	// What a user types, with the kubectl of this Kubernetes release.
+	for _, mode := range []string{"client", "server"} {
+		cmd := exec.CommandContext(ctx, e.bin("kubectl"), "--kubeconfig", e.cluster.path("admin.kubeconfig"),
+			"apply", "-k", filepath.Join(e.repo, "deploy", "kubernetes"), "--dry-run="+mode)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("kubectl apply -k deploy/kubernetes --dry-run=%s: %w\n%s", mode, err, out)
+		}
+	}
+	return fmt.Sprintf("%d objects valid; kubectl apply -k --dry-run=client and =server succeed", n), nil
 }
 
 // runTool runs a tool hack/install-tools.sh installs (PATH, then GOPATH/bin).
