@@ -143,9 +143,13 @@ func (s *Sim) cloneDrive(w http.ResponseWriter, r *http.Request, id string) *api
 		s.mu.Unlock()
 		return errNotExist("Drive %s does not exist", id)
 	}
-	if e := src.busy(); e != nil {
-		s.mu.Unlock()
-		return e
+	// A drive being cloned can be cloned again: the copies only read it
+	// (the manual's clone naming example clones one drive repeatedly).
+	if src.deleting || src.op != stCloningSrc {
+		if e := src.busy(); e != nil {
+			s.mu.Unlock()
+			return e
+		}
 	}
 	if src.storageType == LocalNVMe {
 		s.mu.Unlock()
@@ -182,6 +186,7 @@ func (s *Sim) cloneDrive(w http.ResponseWriter, r *http.Request, id string) *api
 	src.jobs = append(src.jobs, j.uuid)
 	dst.jobs = append(dst.jobs, j.uuid)
 	src.op = stCloningSrc
+	src.clones++
 	s.mu.Unlock()
 
 	// The copy runs outside the lock: the states above keep both drives
@@ -191,7 +196,7 @@ func (s *Sim) cloneDrive(w http.ResponseWriter, r *http.Request, id string) *api
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		s.settle(src.uuid, stCloningSrc, nil)()
+		s.cloneDone(src.uuid)
 		if post := s.vanishDrive(dst.uuid); post != nil {
 			go post()
 		}
@@ -200,13 +205,28 @@ func (s *Sim) cloneDrive(w http.ResponseWriter, r *http.Request, id string) *api
 	}
 	srcID, dstID := src.uuid, dst.uuid
 	s.after(s.cfg.Delays.Clone, func() func() {
-		s.settle(srcID, stCloningSrc, nil)()
+		s.cloneDone(srcID)
 		s.settle(dstID, stCloningDst, nil)()
 		j.finish("success")
 		return nil
 	})
 	writeObjects(w, http.StatusAccepted, []map[string]any{s.renderDrive(dst)})
 	return nil
+}
+
+// cloneDone ends one clone of a source drive; the last one to finish
+// clears cloning_src. Caller holds s.mu.
+func (s *Sim) cloneDone(id string) {
+	d := s.drives[id]
+	if d == nil {
+		return
+	}
+	if d.clones > 0 {
+		d.clones--
+	}
+	if d.clones == 0 && d.op == stCloningSrc {
+		d.op = ""
+	}
 }
 
 func pick(v, def string) string {

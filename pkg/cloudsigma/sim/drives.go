@@ -34,6 +34,7 @@ type drive struct {
 	storageTypeHidden bool // storage_type reads null while pending (002 examples)
 	size              int64
 	op                string // transitional status, "" = mounted/unmounted
+	clones            int    // clones reading this drive (op cloning_src while > 0)
 	deleting          bool
 	meta              map[string]string
 	tags              []string
@@ -87,8 +88,9 @@ func (s *Sim) mountedOnRunning(d *drive) bool {
 	return false
 }
 
-// renderDrive is the detail definition, with exactly the fields of the
-// drives chapter's examples.
+// renderDrive is the detail definition, with the fields of the manual's
+// drive examples (7.3-7.10: grantees and permissions included; the 002
+// dump's examples omit those two).
 func (s *Sim) renderDrive(d *drive) map[string]any {
 	var st any = d.storageType
 	if d.pending() && d.storageTypeHidden {
@@ -116,6 +118,7 @@ func (s *Sim) renderDrive(d *drive) map[string]any {
 	return map[string]any{
 		"affinities":       deepCopy(d.affinities),
 		"allow_multimount": d.allowMultimount,
+		"grantees":         []any{},
 		"jobs":             jobs,
 		"licenses":         deepCopy(d.licenses),
 		"media":            d.media,
@@ -123,6 +126,7 @@ func (s *Sim) renderDrive(d *drive) map[string]any {
 		"mounted_on":       mounted,
 		"name":             d.name,
 		"owner":            s.userRef(),
+		"permissions":      []any{},
 		"resource_uri":     uri("drives", d.uuid),
 		"runtime": map[string]any{
 			"is_snapshotable":          snapshotable,
@@ -148,9 +152,9 @@ func (s *Sim) renderDriveShort(d *drive) map[string]any {
 	}
 }
 
-var driveFields = []string{"affinities", "allow_multimount", "jobs", "licenses", "media", "meta",
-	"mounted_on", "name", "owner", "resource_uri", "runtime", "size", "snapshots", "status",
-	"storage_type", "tags", "uuid"}
+var driveFields = []string{"affinities", "allow_multimount", "grantees", "jobs", "licenses", "media",
+	"meta", "mounted_on", "name", "owner", "permissions", "resource_uri", "runtime", "size",
+	"snapshots", "status", "storage_type", "tags", "uuid"}
 
 func (s *Sim) routeDrives(w http.ResponseWriter, r *http.Request, p []string) *apiError {
 	switch {
@@ -365,9 +369,7 @@ func (s *Sim) createDrives(w http.ResponseWriter, r *http.Request) *apiError {
 		s.after(s.cfg.Delays.Create, s.settle(d.uuid, stCreating, nil))
 		out = append(out, s.renderDrive(d))
 	}
-	if len(out) == 1 {
-		w.Header().Set("Location", uri("drives", out[0]["uuid"].(string)))
-	}
+	setLocation(w, "drives", out)
 	writeObjects(w, http.StatusCreated, out)
 	return nil
 }

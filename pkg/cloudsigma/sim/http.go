@@ -144,3 +144,23 @@ func action(r *http.Request) (string, *apiError) {
 	}
 	return do, nil
 }
+
+// serveOptions answers OPTIONS the way manual 2.11 shows: 200 with the
+// comma-separated methods the URL supports as the body (and in Allow). The
+// manual's example carries no credentials, so none are required. The
+// methods are found by routing the request itself: every route refuses an
+// unknown method with a 405 naming the allowed ones before doing anything.
+func (s *Sim) serveOptions(w http.ResponseWriter, r *http.Request) {
+	e := s.route(&discardWriter{h: http.Header{}}, r)
+	if e == nil || e.Status != http.StatusMethodNotAllowed || e.Allow == "" {
+		if e == nil {
+			e = errNotExist("No resource at %s", r.URL.Path)
+		}
+		writeError(w, e)
+		return
+	}
+	w.Header().Set("Allow", e.Allow)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(e.Allow))
+}

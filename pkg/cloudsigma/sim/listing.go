@@ -75,18 +75,13 @@ func writeList(w http.ResponseWriter, r *http.Request, items []listItem, detail 
 	if limit > 0 && len(page) > limit {
 		page = page[:limit]
 	}
-	var fields []string
-	if f := q.Get("fields"); f != "" {
-		for _, name := range strings.Split(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				fields = append(fields, name)
-			}
-		}
-	}
+	fields := parseFields(q.Get("fields"))
 	objects := make([]map[string]any, 0, len(page))
 	for _, it := range page {
+		// ?fields= names the returned fields (manual 7.2), so on a plain
+		// list it selects from the whole definition, not the short one.
 		obj := it.detail
-		if !detail && it.short != nil {
+		if !detail && it.short != nil && fields == nil {
 			obj = it.short
 		}
 		objects = append(objects, trimFields(obj, fields))
@@ -182,13 +177,33 @@ func trimFields(obj map[string]any, fields []string) map[string]any {
 	return out
 }
 
+// parseFields splits ?fields=a,b (the manual's example has a space after
+// the comma); nil when absent.
+func parseFields(f string) []string {
+	var fields []string
+	for _, name := range strings.Split(f, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			fields = append(fields, name)
+		}
+	}
+	return fields
+}
+
 // writeObject writes a single object, honouring ?fields=.
 func writeObject(w http.ResponseWriter, r *http.Request, status int, obj map[string]any) {
-	var fields []string
-	if f := r.URL.Query().Get("fields"); f != "" {
-		fields = strings.Split(f, ",")
+	writeJSON(w, status, trimFields(obj, parseFields(r.URL.Query().Get("fields"))))
+}
+
+// setLocation sets the Location header of a 201 (manual 2.12: "The
+// Location response header contains the URI of the newly created object")
+// when exactly one object was created.
+func setLocation(w http.ResponseWriter, kind string, created []map[string]any) {
+	if len(created) != 1 {
+		return
 	}
-	writeJSON(w, status, trimFields(obj, fields))
+	if id, ok := created[0]["uuid"].(string); ok {
+		w.Header().Set("Location", uri(kind, id))
+	}
 }
 
 // writeObjects writes the {"objects": [...]} envelope of creates and

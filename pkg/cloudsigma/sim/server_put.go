@@ -199,7 +199,8 @@ func (s *Sim) scheduleDetach(v *server, e srvDrive) {
 	})
 }
 
-// putServer applies a full server definition. The server stays busy for the
+// putServer applies a full server definition (meta excepted: see
+// applyServerPut). The server stays busy for the
 // server-update delay, and a second PUT meanwhile gets 503 concurrency. On
 // a running server only name, meta and tags change, plus hot-plug and
 // unplug of virtio drives; other changes are silently ignored.
@@ -242,6 +243,12 @@ func (s *Sim) applyServerPut(v *server, m map[string]any) (map[string]any, []fun
 	fields, tags, entries, e := parseServer(m)
 	if e != nil {
 		return nil, nil, e
+	}
+	// A PUT without meta keeps the server's meta: the manual's attach
+	// example (11.6) sends no meta and its answer still carries the meta
+	// set before. A meta that is sent replaces the whole map.
+	if _, ok := m["meta"]; !ok {
+		fields["meta"] = deepCopy(v.fields["meta"])
 	}
 	if e := s.checkTags(tags); e != nil {
 		return nil, nil, e

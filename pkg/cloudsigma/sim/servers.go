@@ -19,7 +19,8 @@ const (
 
 // server keeps every writable field of the definition in fields, so a
 // full-definition PUT can be applied the way the API applies it: fields a
-// client leaves out fall back to their defaults.
+// client leaves out fall back to their defaults (except meta, which a PUT
+// without it keeps).
 type server struct {
 	seq         int64
 	uuid        string
@@ -307,6 +308,7 @@ func (s *Sim) createServers(w http.ResponseWriter, r *http.Request) *apiError {
 		s.applyDrives(v, sp.drives)
 		out = append(out, s.renderServer(v))
 	}
+	setLocation(w, "servers", out)
 	writeObjects(w, http.StatusCreated, out)
 	return nil
 }

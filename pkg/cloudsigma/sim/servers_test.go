@@ -148,10 +148,16 @@ func TestServerFullDefinitionSemantics(t *testing.T) {
 	minimal := func(name string) map[string]any {
 		return map[string]any{"name": name, "cpu": 4000, "mem": gib, "vnc_password": "pw"}
 	}
-	// Stopped: everything left out falls back to defaults.
+	// Stopped: everything left out falls back to defaults, except meta,
+	// which a PUT without it keeps (manual 11.6).
 	got := e.obj("PUT", "/servers/"+stopped+"/", minimal("stop2"), http.StatusOK)
-	if len(got["nics"].([]any)) != 0 || len(got["meta"].(map[string]any)) != 0 || got["cpu"] != 4000.0 || len(got["pubkeys"].([]any)) != 0 {
+	if len(got["nics"].([]any)) != 0 || len(got["meta"].(map[string]any)) != 2 || got["cpu"] != 4000.0 || len(got["pubkeys"].([]any)) != 0 {
 		t.Fatalf("stopped server after minimal PUT: %v", got)
+	}
+	withMeta := minimal("stop3")
+	withMeta["meta"] = map[string]any{"k": "v"}
+	if got = e.obj("PUT", "/servers/"+stopped+"/", withMeta, http.StatusOK); len(got["meta"].(map[string]any)) != 1 {
+		t.Fatalf("a sent meta does not replace the map: %v", got["meta"])
 	}
 	// Running: hardware changes are ignored, but meta still follows the PUT.
 	before := e.obj("GET", "/servers/"+running+"/", nil, http.StatusOK)
@@ -159,8 +165,13 @@ func TestServerFullDefinitionSemantics(t *testing.T) {
 	if got["name"] != "run2" || got["cpu"] != before["cpu"] || len(got["nics"].([]any)) != 1 {
 		t.Fatalf("running server after minimal PUT: %v", got)
 	}
-	if len(got["meta"].(map[string]any)) != 0 {
-		t.Fatalf("meta survived a PUT without meta: %v", got["meta"])
+	if len(got["meta"].(map[string]any)) != len(before["meta"].(map[string]any)) {
+		t.Fatalf("meta changed by a PUT without meta: %v", got["meta"])
+	}
+	withMeta = minimal("run3")
+	withMeta["meta"] = map[string]any{}
+	if got = e.obj("PUT", "/servers/"+running+"/", withMeta, http.StatusOK); len(got["meta"].(map[string]any)) != 0 {
+		t.Fatalf("running server meta not replaced: %v", got["meta"])
 	}
 }
 

@@ -205,6 +205,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newErr(http.StatusTooManyRequests, "permission", "", "Request rate limit exceeded"))
 		return
 	}
+	if r.Method == http.MethodOptions {
+		s.serveOptions(w, r)
+		return
+	}
 	if e := s.authenticate(r); e != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="users"`)
 		writeError(w, e)

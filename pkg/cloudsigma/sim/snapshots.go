@@ -20,6 +20,7 @@ type snapshot struct {
 	uuid, name  string
 	drive       string // drive UUID
 	size        int64  // drive size when taken
+	media       string // drive media when taken: a clone's default
 	storageType string
 	driveMeta   map[string]string // drive meta when taken
 	status      string            // creating, available
@@ -220,7 +221,7 @@ func (s *Sim) createSnapshots(w http.ResponseWriter, r *http.Request) *apiError 
 			return newErr(http.StatusInternalServerError, "backend", "", "reading drive: %v", err)
 		}
 		sn := &snapshot{
-			seq: s.nextSeq(), uuid: uuid.NewString(), drive: d.uuid, size: d.size,
+			seq: s.nextSeq(), uuid: uuid.NewString(), drive: d.uuid, size: d.size, media: d.media,
 			storageType: d.storageType, driveMeta: maps.Clone(d.meta), status: "creating",
 			meta: q.meta, tags: q.tags, created: now,
 			name: pick(q.name, d.uuid+"__"+now.Format("2006-01-02__15_04_05")),
@@ -251,6 +252,7 @@ func (s *Sim) createSnapshots(w http.ResponseWriter, r *http.Request) *apiError 
 		})
 		out = append(out, s.renderSnapshot(c.sn))
 	}
+	setLocation(w, "snapshots", out)
 	writeObjects(w, http.StatusCreated, out)
 	return nil
 }
@@ -356,7 +358,7 @@ func (s *Sim) cloneSnapshot(w http.ResponseWriter, r *http.Request, id string) *
 		return errConcurrency("Snapshot %s is %s, try again later", id, sn.status)
 	}
 	sp := driveSpec{
-		name: pick(cs.name, sn.name), media: pick(cs.media, "disk"), size: sn.size,
+		name: pick(cs.name, sn.name), media: pick(cs.media, pick(sn.media, "disk")), size: sn.size,
 		storageType: sn.storageType, storageTypeGiven: cs.stGiven,
 		meta: maps.Clone(sn.driveMeta), affinities: cs.affinities,
 	}

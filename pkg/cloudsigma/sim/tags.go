@@ -121,6 +121,9 @@ func (s *Sim) routeTags(w http.ResponseWriter, r *http.Request, p []string) *api
 			return s.createTags(w, r)
 		}
 		if r.Method != http.MethodGet {
+			if len(p) == 1 {
+				return errMethod(r.Method, "GET")
+			}
 			return errMethod(r.Method, "GET", "POST")
 		}
 		s.mu.Lock()
@@ -136,7 +139,10 @@ func (s *Sim) routeTags(w http.ResponseWriter, r *http.Request, p []string) *api
 			return s.tagDetail(w, r, p[0])
 		}
 		return errMethod(r.Method, "GET", "PUT", "DELETE")
-	case len(p) == 2 && r.Method == http.MethodGet:
+	case len(p) == 2:
+		if r.Method != http.MethodGet {
+			return errMethod(r.Method, "GET")
+		}
 		return s.listTagged(w, r, p[0], p[1])
 	}
 	return errNotExist("No resource at %s", r.URL.Path)
@@ -199,6 +205,7 @@ func (s *Sim) createTags(w http.ResponseWriter, r *http.Request) *apiError {
 		s.setTagResources(t.uuid, sp.resources)
 		out = append(out, s.renderTag(t))
 	}
+	setLocation(w, "tags", out)
 	writeObjects(w, http.StatusCreated, out)
 	return nil
 }
