@@ -21,6 +21,7 @@ var (
 	errConflict     = errors.New("conflicts with the existing mount")
 	errBusy         = errors.New("another operation on this volume is in progress")
 	errUnavailable  = errors.New("not ready")
+	errOutOfRange   = errors.New("capacity out of range")
 )
 
 var codeOf = []struct {
@@ -33,6 +34,7 @@ var codeOf = []struct {
 	{errConflict, codes.AlreadyExists},
 	{errBusy, codes.Aborted},
 	{errUnavailable, codes.Unavailable},
+	{errOutOfRange, codes.OutOfRange},
 	// The kubelet retries all of these with backoff: a drive that is not
 	// (yet) visible is NotFound; one we refuse to trust needs a human.
 	{device.ErrNotFound, codes.NotFound},

@@ -27,9 +27,13 @@ func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (
 		return 0, err
 	}
 	if vc := req.GetVolumeCapability(); vc != nil {
-		if err := checkCapability(vc); err != nil {
+		// The error table: "Exceeds capabilities | 3 INVALID_ARGUMENT".
+		if err := checkCapability(vc, errInvalid); err != nil {
 			return 0, err
 		}
+	}
+	if err := checkCapacityRange(req.GetCapacityRange()); err != nil {
+		return 0, err
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -41,11 +45,8 @@ func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (
 	}
 	defer unlock()
 
-	dev, err := s.cfg.Finder.Find(ctx, volID, 0)
-	if err != nil {
-		return 0, err
-	}
-	rdev, err := device.Number(dev)
+	// Expansion follows a stage, which waited for the device.
+	dev, rdev, err := s.findNow(ctx, volID, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -53,12 +54,19 @@ func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (
 	if err != nil {
 		return 0, err
 	}
+	// A device smaller than required has not grown yet (the controller
+	// resizes the drive): retryable. One larger than the limit cannot be
+	// shrunk: the range is out of reach.
 	if want := req.GetCapacityRange().GetRequiredBytes(); want > size {
 		return 0, failf(errUnavailable, "device %s holds %d bytes, %d requested: the drive has not grown (yet)", dev, size, want)
 	}
+	if limit := req.GetCapacityRange().GetLimitBytes(); limit > 0 && size > limit {
+		return 0, failf(errOutOfRange, "volume %s already holds %d bytes, more than the limit of %d bytes", volID, size, limit)
+	}
+	// A path that does not hold this volume: "Volume does not exist" there.
 	if st.Mode&unix.S_IFMT == unix.S_IFBLK || req.GetVolumeCapability().GetBlock() != nil {
 		if !isBlock(path, rdev) {
-			return 0, failf(errPrecondition, "%s is not volume %s's device", path, volID)
+			return 0, failf(errNotFound, "%s is not volume %s's device", path, volID)
 		}
 		return size, nil
 	}
@@ -72,7 +80,7 @@ func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (
 	case m == nil:
 		return 0, failf(errNotFound, "volume %s is not mounted at %s", volID, path)
 	case !isDevice(m, rdev):
-		return 0, failf(errPrecondition, "%s holds device %d:%d, not volume %s's %s", path, m.Major, m.Minor, volID, dev)
+		return 0, failf(errNotFound, "%s holds device %d:%d, not volume %s's %s", path, m.Major, m.Minor, volID, dev)
 	}
 	// xfs_growfs needs a writable mount of the filesystem: a read-only
 	// publish is grown through its read-write staging mount.

@@ -14,9 +14,10 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
-// healthFindTimeout keeps a health check short: it reports a missing device
-// instead of waiting for one like stage does.
-const healthFindTimeout = 2 * time.Second
+// quickFindTimeout keeps a health check (and the other calls on a volume
+// that stage already found) short: they report a missing device instead of
+// waiting for a hot-plug like stage does.
+const quickFindTimeout = 2 * time.Second
 
 // NodeGetVolumeHealth (the spec v1.13 successor of VolumeCondition) checks
 // what the node can see: the device is present and proven, and the given
@@ -27,7 +28,7 @@ func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 		return nil, toStatus(err)
 	}
 	h := &healthReport{}
-	fctx, cancel := context.WithTimeout(ctx, healthFindTimeout)
+	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
 	defer cancel()
 	dev, findErr := s.cfg.Finder.Find(fctx, volID, 0)
 	var rdev uint64

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -72,4 +74,11 @@ func (t mountTable) nodeUsers(devPath string, rdev uint64, skip ...string) []str
 func isBlock(path string, rdev uint64) bool {
 	var st unix.Stat_t
 	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev
+}
+
+// liveBlockDevice reports whether m's device is a block device still present
+// on the node. An unplugged disk leaves sysfs while a mount holds its number.
+func liveBlockDevice(m *mount.MountInfo) bool {
+	_, err := os.Stat(fmt.Sprintf("/sys/dev/block/%d:%d", m.Major, m.Minor))
+	return err == nil
 }

@@ -147,9 +147,10 @@ func TestArgumentErrors(t *testing.T) {
 				r.VolumeCapability = mountCap("", csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
 			}))
 		}, codes.FailedPrecondition},
-		{"stage: no publish context", func() error {
+		// publish_context is OPTIONAL: a volume that is not here is NotFound.
+		{"stage: no publish context, volume not attached", func() error {
 			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) { r.PublishContext = nil }))
-		}, codes.InvalidArgument},
+		}, codes.NotFound},
 		{"stage: publish context for another drive", func() error {
 			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) { r.PublishContext = pubCtx(volA[:35]+"0", 1) }))
 		}, codes.InvalidArgument},
@@ -199,10 +200,14 @@ func TestArgumentErrors(t *testing.T) {
 			_, err := notFound.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: volA, TargetPath: dir + "/t", VolumeCapability: mountCap("", snw)})
 			return err
 		}, codes.FailedPrecondition},
-		{"publish: not staged", func() error {
+		{"publish: volume not on this node", func() error {
 			_, err := notFound.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: volA, TargetPath: dir + "/t", StagingTargetPath: dir, VolumeCapability: mountCap("", snw)})
 			return err
-		}, codes.FailedPrecondition},
+		}, codes.NotFound},
+		{"publish: unsupported fs", func() error {
+			_, err := notFound.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: volA, TargetPath: dir + "/t", StagingTargetPath: dir, VolumeCapability: mountCap("ntfs", snw)})
+			return err
+		}, codes.InvalidArgument},
 		{"publish block: device not found", func() error {
 			_, err := notFound.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: volA, TargetPath: dir + "/b", StagingTargetPath: dir,
 				VolumeCapability: blockCap(snw), PublishContext: pubCtx(volA, 0)})
@@ -244,6 +249,22 @@ func TestArgumentErrors(t *testing.T) {
 			_, err := notFound.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: "some/path"})
 			return err
 		}, codes.NotFound},
+		// NodeExpandVolume's table: "Exceeds capabilities | 3 INVALID_ARGUMENT".
+		{"expand: multi-node capability", func() error {
+			_, err := notFound.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: dir,
+				VolumeCapability: mountCap("", csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)})
+			return err
+		}, codes.InvalidArgument},
+		{"expand: limit below required", func() error {
+			_, err := notFound.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: dir,
+				CapacityRange: &csi.CapacityRange{RequiredBytes: 2 << 30, LimitBytes: 1 << 30}})
+			return err
+		}, codes.OutOfRange},
+		{"expand: negative capacity", func() error {
+			_, err := notFound.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: dir,
+				CapacityRange: &csi.CapacityRange{RequiredBytes: -1}})
+			return err
+		}, codes.OutOfRange},
 		{"expand: device not found", func() error {
 			_, err := notFound.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: dir})
 			return err

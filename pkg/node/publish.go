@@ -6,11 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
-
-	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
 // NodePublishVolume bind-mounts the staged filesystem, or the raw device
@@ -37,11 +34,23 @@ func (s *Server) publish(ctx context.Context, req *csi.NodePublishVolumeRequest)
 	if err := required("volume id", volID, "target path", target); err != nil {
 		return err
 	}
-	if err := checkCapability(vc); err != nil {
+	if err := checkCapability(vc, errPrecondition); err != nil {
 		return err
 	}
 	if req.GetStagingTargetPath() == "" {
 		return failf(errPrecondition, "staging target path missing: the volume must be staged first")
+	}
+	// An explicit fs_type must be the staged filesystem's (none: any).
+	fsType := ""
+	if vc.GetMount().GetFsType() != "" {
+		var err error
+		if fsType, err = fsTypeOf(vc, nil); err != nil {
+			return err
+		}
+	}
+	wantSize, err := driveFromPublishContext(volID, req.GetPublishContext())
+	if err != nil {
+		return err
 	}
 	unlock, err := s.locks.tryLock(volID)
 	if err != nil {
@@ -49,30 +58,44 @@ func (s *Server) publish(ctx context.Context, req *csi.NodePublishVolumeRequest)
 	}
 	defer unlock()
 
+	// A volume that is not on this node is NotFound. Publish follows a
+	// stage, which waited for the device: no need to wait again.
+	dev, rdev, err := s.findNow(ctx, volID, wantSize)
+	if err != nil {
+		return err
+	}
 	ro := req.GetReadonly() || readOnlyMode(vc)
 	single := vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
 	if vc.GetBlock() != nil {
-		return s.publishBlock(ctx, req, ro, single)
+		return s.publishBlock(req, dev, rdev, ro, single)
 	}
-	return s.publishMount(req, ro, single)
+	return s.publishMount(req, rdev, fsType, ro, single)
 }
 
-func (s *Server) publishMount(req *csi.NodePublishVolumeRequest, ro, single bool) error {
+// publishMount bind-mounts the staging mount of the volume's device; an
+// explicit fs_type must be the staged one.
+func (s *Server) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, fsType string, ro, single bool) error {
 	staging, target := filepath.Clean(req.GetStagingTargetPath()), filepath.Clean(req.GetTargetPath())
 	mounts, err := readMounts()
 	if err != nil {
 		return err
 	}
 	sm := mounts.at(staging)
-	if sm == nil {
+	if sm == nil || !isDevice(sm, rdev) {
 		return failf(errPrecondition, "volume %s is not staged at %s", req.GetVolumeId(), staging)
 	}
-	rdev := unix.Mkdev(uint32(sm.Major), uint32(sm.Minor))
+	fsDiffers := fsType != "" && fsType != sm.FsType
 	if tm := mounts.at(target); tm != nil {
 		if !isDevice(tm, rdev) || tm.Root != sm.Root {
 			return failf(errConflict, "%s already holds another mount (%s)", target, tm.Source)
 		}
+		if fsDiffers {
+			return failf(errConflict, "%s is published as %s, %s requested", target, sm.FsType, fsType)
+		}
 		return sameReadOnly(tm, ro)
+	}
+	if fsDiffers {
+		return failf(errPrecondition, "volume %s is staged as %s, %s requested", req.GetVolumeId(), sm.FsType, fsType)
 	}
 	if single {
 		if others := mounts.fsUsers(rdev, staging, target); len(others) > 0 {
@@ -90,20 +113,9 @@ func (s *Server) publishMount(req *csi.NodePublishVolumeRequest, ro, single bool
 	return nil
 }
 
-func (s *Server) publishBlock(ctx context.Context, req *csi.NodePublishVolumeRequest, ro, single bool) error {
+// publishBlock bind-mounts the device node on a file at the target.
+func (s *Server) publishBlock(req *csi.NodePublishVolumeRequest, dev string, rdev uint64, ro, single bool) error {
 	volID, target := req.GetVolumeId(), filepath.Clean(req.GetTargetPath())
-	wantSize, err := driveFromPublishContext(volID, req.GetPublishContext())
-	if err != nil {
-		return err
-	}
-	dev, err := s.cfg.Finder.Find(ctx, volID, wantSize)
-	if err != nil {
-		return err
-	}
-	rdev, err := device.Number(dev)
-	if err != nil {
-		return err
-	}
 	mounts, err := readMounts()
 	if err != nil {
 		return err
@@ -113,6 +125,10 @@ func (s *Server) publishBlock(ctx context.Context, req *csi.NodePublishVolumeReq
 			return failf(errConflict, "%s already holds another mount (%s)", target, tm.Source)
 		}
 		return sameReadOnly(tm, ro)
+	}
+	// Raw access under a mounted filesystem would corrupt it.
+	if sm := mounts.at(req.GetStagingTargetPath()); sm != nil && isDevice(sm, rdev) {
+		return failf(errPrecondition, "volume %s is staged as a %s filesystem at %s, not as a raw block volume", volID, sm.FsType, sm.MountPoint)
 	}
 	if single {
 		if others := mounts.nodeUsers(dev, rdev, target); len(others) > 0 {

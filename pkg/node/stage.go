@@ -17,7 +17,8 @@ const partitionedFormat = "unknown data, probably partitions"
 
 // NodeStageVolume finds the drive's device and, for filesystem volumes,
 // mounts it at the staging path, formatting it only when it holds nothing.
-// Raw block volumes need no staging: publish bind-mounts the device node.
+// Raw block volumes need no mount: publish bind-mounts the device node, and
+// the staging path only records the raw block stage (blockstage.go).
 func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	if err := s.stage(ctx, req); err != nil {
 		return nil, toStatus(err)
@@ -30,7 +31,7 @@ func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) err
 	if err := required("volume id", volID, "staging target path", staging); err != nil {
 		return err
 	}
-	if err := checkCapability(vc); err != nil {
+	if err := checkCapability(vc, errPrecondition); err != nil {
 		return err
 	}
 	wantSize, err := driveFromPublishContext(volID, req.GetPublishContext())
@@ -57,16 +58,19 @@ func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) err
 	if err != nil {
 		return err
 	}
-	if vc.GetBlock() != nil {
-		klog.V(2).InfoS("Staged raw block volume", "volume", volID, "device", dev)
-		return nil
-	}
 	rdev, err := device.Number(dev)
 	if err != nil {
 		return err
 	}
-
 	ro := readOnlyMode(vc)
+	if vc.GetBlock() != nil {
+		if err := stageBlock(staging, rdev, ro); err != nil {
+			return err
+		}
+		klog.V(2).InfoS("Staged raw block volume", "volume", volID, "device", dev)
+		return nil
+	}
+
 	done, err := s.alreadyStaged(staging, rdev, fsType, ro)
 	if err != nil {
 		return err
@@ -125,6 +129,9 @@ func (s *Server) alreadyStaged(staging string, rdev uint64, fsType string, ro bo
 	m := mounts.at(staging)
 	switch {
 	case m == nil:
+		if mode, ok := blockStaged(staging); ok {
+			return false, failf(errConflict, "%s is staged as a raw block volume (%s), a filesystem requested", staging, mode)
+		}
 		return false, nil
 	case !isDevice(m, rdev):
 		return false, failf(errConflict, "%s already holds device %d:%d (%s), not this volume's", staging, m.Major, m.Minor, m.Source)
@@ -182,6 +189,23 @@ func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 		return nil, toStatus(err)
 	}
 	defer unlock()
+	mounts, err := readMounts()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if m := mounts.at(staging); m == nil {
+		if err := unstageBlock(staging); err != nil {
+			return nil, toStatus(err)
+		}
+	} else if _, rdev, err := s.findNow(ctx, volID, 0); err == nil && !isDevice(m, rdev) && liveBlockDevice(m) {
+		// "If the volume corresponding to the volume_id is not staged to
+		// the staging_target_path, the Plugin MUST reply 0 OK": and it
+		// must not unmount another volume that is staged there. A mount
+		// whose device is gone (this volume's, before a re-attach gave it
+		// a new number) is still cleaned up.
+		klog.InfoS("Not unstaging: the staging path holds another device", "volume", volID, "path", staging, "source", m.Source)
+		return &csi.NodeUnstageVolumeResponse{}, nil
+	}
 	if err := mount.CleanupMountPoint(staging, s.cfg.Mounter, true); err != nil {
 		return nil, toStatus(err)
 	}

@@ -13,18 +13,21 @@ import (
 )
 
 // NodeGetVolumeStats reports usage at a staged or published path: bytes and
-// inodes of a mounted filesystem, the size of a raw block device. A path
-// with nothing mounted on it is NotFound: statfs there would describe the
-// node's root disk, not the volume.
+// inodes of a mounted filesystem, the size of a raw block device. The path
+// must hold this volume (its device's filesystem, or its device node):
+// anything else is NotFound ("a volume corresponding to the specified
+// volume_id does not exist on specified volume_path"). A directory with
+// nothing mounted is NotFound too: statfs there would describe the node's
+// root disk, not the volume.
 func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	usage, err := volumeUsage(req.GetVolumeId(), req.GetVolumePath())
+	usage, err := s.volumeUsage(ctx, req.GetVolumeId(), req.GetVolumePath())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &csi.NodeGetVolumeStatsResponse{Usage: usage}, nil
 }
 
-func volumeUsage(volID, path string) ([]*csi.VolumeUsage, error) {
+func (s *Server) volumeUsage(ctx context.Context, volID, path string) ([]*csi.VolumeUsage, error) {
 	if err := required("volume id", volID, "volume path", path); err != nil {
 		return nil, err
 	}
@@ -32,8 +35,15 @@ func volumeUsage(volID, path string) ([]*csi.VolumeUsage, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, pathError(path, err)
 	}
+	_, rdev, err := s.findNow(ctx, volID, 0)
+	if err != nil {
+		return nil, err
+	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFBLK:
+		if st.Rdev != rdev {
+			return nil, failf(errNotFound, "%s is not volume %s's device", path, volID)
+		}
 		size, err := device.Size(path)
 		if err != nil {
 			return nil, err
@@ -44,7 +54,7 @@ func volumeUsage(volID, path string) ([]*csi.VolumeUsage, error) {
 		if err != nil {
 			return nil, err
 		}
-		if mounts.at(path) == nil {
+		if m := mounts.at(path); m == nil || !isDevice(m, rdev) {
 			return nil, failf(errNotFound, "volume %s is not mounted at %s", volID, path)
 		}
 		var sfs unix.Statfs_t
@@ -65,6 +75,22 @@ func volumeUsage(volID, path string) ([]*csi.VolumeUsage, error) {
 		}}, nil
 	}
 	return nil, failf(errNotFound, "%s is neither a mounted directory nor a block device", path)
+}
+
+// findNow finds the volume's device without waiting long for a hot-plug:
+// for calls that look at a volume already staged (stage waited for it).
+func (s *Server) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
+	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
+	defer cancel()
+	dev, err := s.cfg.Finder.Find(fctx, volID, wantSize)
+	if err != nil {
+		return "", 0, err
+	}
+	rdev, err := device.Number(dev)
+	if err != nil {
+		return "", 0, err
+	}
+	return dev, rdev, nil
 }
 
 // pathError: a missing path is NotFound; a corrupted mount (its device or

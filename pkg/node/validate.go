@@ -13,8 +13,10 @@ const defaultFSType = "ext4"
 
 // checkCapability validates a volume capability for this node, with the
 // controller's rules: a drive attaches to one server, so multi-node modes
-// are refused.
-func checkCapability(vc *csi.VolumeCapability) error {
+// are refused with unsupported, the kind each RPC's error table names for
+// "Exceeds capabilities" (FAILED_PRECONDITION for stage and publish,
+// INVALID_ARGUMENT for NodeExpandVolume).
+func checkCapability(vc *csi.VolumeCapability, unsupported error) error {
 	if vc == nil {
 		return failf(errInvalid, "volume capability missing")
 	}
@@ -30,7 +32,7 @@ func checkCapability(vc *csi.VolumeCapability) error {
 	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
 		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
 		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
-		return failf(errPrecondition, "access mode %s is not supported: a drive attaches to one server", mode)
+		return failf(unsupported, "access mode %s is not supported: a drive attaches to one server", mode)
 	default:
 		return failf(errInvalid, "access mode missing or unknown (%s)", mode)
 	}
@@ -76,14 +78,13 @@ func formatOptions(volumeContext map[string]string) ([]string, error) {
 	return opts, nil
 }
 
-// driveFromPublishContext checks that the controller attached this volume's
-// drive and returns the size it saw (0 when it did not say).
+// driveFromPublishContext checks that a publish_context, when given, is
+// about this volume's drive and returns the size the controller saw (0 when
+// it did not say). publish_context is OPTIONAL in the spec: without it the
+// device is still proven by its serial, only the size check is skipped, and
+// a volume that is not attached here is NotFound, as the spec requires.
 func driveFromPublishContext(volumeID string, pc map[string]string) (int64, error) {
-	drive := pc[params.PublishDriveUUID]
-	if drive == "" {
-		return 0, failf(errInvalid, "publish_context lacks %q: was ControllerPublishVolume run?", params.PublishDriveUUID)
-	}
-	if drive != volumeID {
+	if drive := pc[params.PublishDriveUUID]; drive != "" && drive != volumeID {
 		return 0, failf(errInvalid, "publish_context names drive %s, not volume %s", drive, volumeID)
 	}
 	sizeStr := pc[params.PublishDriveSize]
@@ -103,6 +104,18 @@ func required(fields ...string) error {
 		if fields[i+1] == "" {
 			return failf(errInvalid, "%s missing", fields[i])
 		}
+	}
+	return nil
+}
+
+// checkCapacityRange refuses a range no volume can satisfy.
+func checkCapacityRange(r *csi.CapacityRange) error {
+	required, limit := r.GetRequiredBytes(), r.GetLimitBytes()
+	switch {
+	case required < 0 || limit < 0:
+		return failf(errOutOfRange, "capacity must not be negative (required %d, limit %d bytes)", required, limit)
+	case limit > 0 && required > limit:
+		return failf(errOutOfRange, "required bytes %d exceed limit bytes %d", required, limit)
 	}
 	return nil
 }
