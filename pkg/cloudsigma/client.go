@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,14 +60,39 @@ type Retry struct {
 	MaxDelay    time.Duration // cap, default 5s
 }
 
+// String keeps the secrets out of logs and error messages that print a
+// Config (%v and %+v).
+func (c Config) String() string {
+	return fmt.Sprintf("{APIURL:%s Location:%s UploadURL:%s Username:%s Password:%s Token:%s AllowInsecureHTTP:%v}",
+		redactURL(c.APIURL), c.Location, redactURL(c.UploadURL), c.Username, secret(c.Password), secret(c.Token), c.AllowInsecureHTTP)
+}
+
+// GoString does the same for %#v.
+func (c Config) GoString() string { return "cloudsigma.Config" + c.String() }
+
+func secret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "xxxxx"
+}
+
 // Client talks to one CloudSigma location. It is safe for concurrent use.
 type Client struct {
 	base, upload *url.URL
 	cfg          Config
 	http         *http.Client
-	limiter      *rate.Limiter
-	deletes      *rate.Limiter
+	// transfer streams drive images: like http but without an overall
+	// timeout, which would cut off any image that takes longer to move
+	// (http.Client.Timeout covers reading the body); ctx bounds it.
+	transfer *http.Client
+	limiter  *rate.Limiter
+	deletes  *rate.Limiter
 }
+
+// locationCode is what a location code may look like (zrh, fra, sjc, ...);
+// anything else would let the code choose another host.
+var locationCode = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // LocationURL is the documented API base URL of a location.
 func LocationURL(location string) string {
@@ -80,17 +106,30 @@ func New(cfg Config) (*Client, error) {
 		if cfg.Location == "" {
 			return nil, errors.New("cloudsigma: an API URL or a location is required")
 		}
+		if !locationCode.MatchString(cfg.Location) {
+			return nil, fmt.Errorf("cloudsigma: invalid location code %q", cfg.Location)
+		}
 		raw = LocationURL(cfg.Location)
 	}
 	base, err := parseBase(raw, cfg.AllowInsecureHTTP)
 	if err != nil {
 		return nil, err
 	}
+	// Credentials embedded in the URL are used when none are configured,
+	// and never kept in a URL that could reach a message.
+	if base.User != nil {
+		if cfg.Username == "" && cfg.Token == "" {
+			cfg.Username = base.User.Username()
+			cfg.Password, _ = base.User.Password()
+		}
+		base.User = nil
+	}
 	upload := base
 	if cfg.UploadURL != "" {
 		if upload, err = parseBase(cfg.UploadURL, cfg.AllowInsecureHTTP); err != nil {
 			return nil, err
 		}
+		upload.User = nil
 	} else if strings.HasSuffix(base.Hostname(), ".cloudsigma.com") {
 		u := *base
 		u.Host = "direct." + base.Host
@@ -120,21 +159,49 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "cloudsigma-csi-driver"
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 2 * time.Minute}
+	hc := &http.Client{Timeout: 2 * time.Minute}
+	if cfg.HTTPClient != nil {
+		copied := *cfg.HTTPClient // the caller's client is not modified
+		hc = &copied
 	}
+	hc.CheckRedirect = noDowngrade(hc.CheckRedirect)
+	transfer := *hc
+	transfer.Timeout = 0
 	return &Client{
-		base: base, upload: upload, cfg: cfg, http: hc,
+		base: base, upload: upload, cfg: cfg, http: hc, transfer: &transfer,
 		limiter: perMinute(cfg.RequestsPerMinute),
 		deletes: perMinute(cfg.DeletesPerMinute),
 	}, nil
 }
 
-// perMinute spreads n calls over a minute, with a burst of a 1/60th so a
-// short flurry (16 attaches at once) is not serialized needlessly.
+// perMinute allows n calls per minute with a burst of a 1/60th, so a short
+// flurry (16 attaches at once) is not serialized needlessly. The burst is
+// taken out of the steady rate: no 60 second window ever holds more than n
+// calls, not even the first one.
 func perMinute(n int) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(float64(n)/60), max(1, n/60))
+	burst := max(1, n/60)
+	if n <= burst {
+		return rate.NewLimiter(rate.Limit(float64(n)/60), burst)
+	}
+	return rate.NewLimiter(rate.Limit(float64(n-burst)/60), burst)
+}
+
+// noDowngrade refuses to follow a redirect from https to plain http, which
+// would send the Authorization header in clear text (Go forwards it to the
+// same host whatever the scheme), then applies next, or Go's default limit.
+func noDowngrade(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("cloudsigma: refusing a redirect from https to %s", req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }
 
 func parseBase(raw string, allowHTTP bool) (*url.URL, error) {
@@ -191,6 +258,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return fmt.Errorf("cloudsigma: encoding %s %s: %w", r.method, r.path, err)
 		}
 	}
+	if err := checkPath(r.path); err != nil {
+		return err
+	}
 	u := c.base.ResolveReference(&url.URL{Path: r.path, RawQuery: r.query.Encode()})
 	for attempt := 1; ; attempt++ {
 		body, err := c.once(ctx, r, u, payload)
@@ -216,16 +286,18 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 
 // retryable decides whether a failed attempt may be repeated. Idempotent
 // calls repeat on transport errors, 5xx and concurrency errors. A POST is
-// repeated only when the API explicitly rejected it as a concurrency conflict
-// (nothing was done) or the connection was never established: a POST whose
-// fate is unknown may have created a drive, and repeating it makes two. A
-// read-modify-write is never repeated once sent (see request).
+// repeated only when the API explicitly rejected it (a concurrency conflict
+// or the rate limit: nothing was done) or the connection was never
+// established: a POST whose fate is unknown may have created a drive, and
+// repeating it makes two. A read-modify-write is never repeated once sent
+// (see request).
 func (c *Client) retryable(r request, err error) bool {
 	if ctxErr(err) {
 		return false
 	}
 	if apiErr, ok := AsError(err); ok {
-		if apiErr.Type == ErrTypeConcurrency {
+		// Both are explicit rejections: nothing was done.
+		if apiErr.Type == ErrTypeConcurrency || apiErr.StatusCode == http.StatusTooManyRequests {
 			return !r.readModifyWrite
 		}
 		if !r.safeToRepeat() {
@@ -262,7 +334,7 @@ func (c *Client) once(ctx context.Context, r request, u *url.URL, payload []byte
 	if r.method == http.MethodDelete {
 		lim = c.deletes
 	}
-	if err := lim.Wait(ctx); err != nil {
+	if err := waitLimiter(ctx, lim); err != nil {
 		return nil, err
 	}
 	var body io.Reader
@@ -297,6 +369,30 @@ func (c *Client) once(ctx context.Context, r request, u *url.URL, payload []byte
 		return nil, decodeError(resp.StatusCode, respBody, reqID, r.method, u.Path)
 	}
 	return respBody, nil
+}
+
+// waitLimiter waits for the rate limiter. The limiter refuses at once when
+// the wait would outlast ctx's deadline; that is reported as the deadline
+// error it anticipates, so callers see a context error either way.
+func waitLimiter(ctx context.Context, lim *rate.Limiter) error {
+	err := lim.Wait(ctx)
+	if err == nil || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("cloudsigma: rate limit: %w (%v)", context.DeadlineExceeded, err)
+}
+
+// checkPath refuses an object path with an empty or dot segment: an empty
+// or ".." UUID would otherwise address another resource (GET drives//
+// is the list, DELETE drives/../ the API root).
+func checkPath(p string) error {
+	segs := strings.Split(strings.TrimSuffix(p, "/"), "/")
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return fmt.Errorf("cloudsigma: invalid object path %q: empty or dot segment (missing or bad UUID)", p)
+		}
+	}
+	return nil
 }
 
 func (c *Client) authorize(req *http.Request, basicOnly bool) {

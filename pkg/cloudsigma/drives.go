@@ -19,7 +19,10 @@ type DriveCreate struct {
 	Tags            []string          `json:"tags,omitempty"` // tag UUIDs
 	AllowMultimount bool              `json:"allow_multimount,omitempty"`
 	Affinities      []string          `json:"affinities,omitempty"`
-	Avoid           []string          `json:"avoid,omitempty"` // drive UUIDs to keep apart from
+	// Avoid lists drive or server UUIDs to keep the new drive apart from.
+	// It is the avoid GET parameter of the create call (POST
+	// /drives/?avoid=a,b), not a field of the definition.
+	Avoid []string `json:"-"`
 }
 
 // DriveUpdate changes a drive's name, meta or tags. Nil fields keep their
@@ -36,7 +39,7 @@ type DriveClone struct {
 	Media       string   `json:"media,omitempty"`
 	StorageType string   `json:"storage_type,omitempty"`
 	Affinities  []string `json:"affinities,omitempty"`
-	Avoid       []string `json:"-"` // sent as the avoid query parameter
+	Avoid       []string `json:"-"` // drive or server UUIDs: the avoid GET parameter
 }
 
 func drivePath(uuid string) string { return "drives/" + url.PathEscape(uuid) + "/" }
@@ -44,13 +47,12 @@ func drivePath(uuid string) string { return "drives/" + url.PathEscape(uuid) + "
 // ListDrives returns every drive matching f with full details, following all
 // pages.
 func (c *Client) ListDrives(ctx context.Context, f Filter) ([]Drive, error) {
-	return listAll[Drive](ctx, c, "drives/detail/", f.values())
+	return listFiltered[Drive](ctx, c, "drives/detail/", f)
 }
 
 // ListDrivesPage returns one page of detailed drives matching f.
 func (c *Client) ListDrivesPage(ctx context.Context, f Filter, offset, limit int) (Page[Drive], error) {
-	items, total, err := listPage[Drive](ctx, c, "drives/detail/", f.values(), offset, limit)
-	return Page[Drive]{Items: items, Total: total}, err
+	return pageFiltered[Drive](ctx, c, "drives/detail/", f, offset, limit)
 }
 
 // GetDrive returns one drive.
@@ -67,8 +69,12 @@ func (c *Client) CreateDrive(ctx context.Context, def DriveCreate) (*Drive, erro
 	if def.Media == "" {
 		def.Media = "disk"
 	}
+	var q url.Values
+	if len(def.Avoid) > 0 {
+		q = url.Values{"avoid": {strings.Join(def.Avoid, ",")}}
+	}
 	var resp objectsOf[Drive]
-	if err := c.do(ctx, request{method: http.MethodPost, path: "drives/", body: def}, &resp); err != nil {
+	if err := c.do(ctx, request{method: http.MethodPost, path: "drives/", query: q, body: def}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.one("create drive")
@@ -124,7 +130,7 @@ func (c *Client) ResizeDrive(ctx context.Context, d *Drive, newSize int64) (*Dri
 func (c *Client) CloneDrive(ctx context.Context, uuid string, def DriveClone) (*Drive, error) {
 	q := url.Values{"do": {"clone"}}
 	if len(def.Avoid) > 0 {
-		q.Set("avoid", joinComma(def.Avoid))
+		q.Set("avoid", strings.Join(def.Avoid, ","))
 	}
 	var resp objectsOf[Drive]
 	if err := c.do(ctx, request{method: http.MethodPost, path: drivePath(uuid) + "action/", query: q, body: def}, &resp); err != nil {

@@ -21,7 +21,7 @@ func (c *Client) GetServer(ctx context.Context, uuid string) (*Server, error) {
 
 // ListServers returns every server matching f, with details.
 func (c *Client) ListServers(ctx context.Context, f Filter) ([]Server, error) {
-	return listAll[Server](ctx, c, "servers/detail/", f.values())
+	return listFiltered[Server](ctx, c, "servers/detail/", f)
 }
 
 // UpdateServerDrives replaces the drives list of a server with a PUT of its

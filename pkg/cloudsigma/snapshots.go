@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // SnapshotCreate is the definition of a new snapshot.
@@ -18,13 +19,12 @@ func snapshotPath(uuid string) string { return "snapshots/" + url.PathEscape(uui
 // ListSnapshots returns every snapshot matching f (use f.Drive for the
 // snapshots of given drives), following all pages.
 func (c *Client) ListSnapshots(ctx context.Context, f Filter) ([]Snapshot, error) {
-	return listAll[Snapshot](ctx, c, "snapshots/detail/", f.values())
+	return listFiltered[Snapshot](ctx, c, "snapshots/detail/", f)
 }
 
 // ListSnapshotsPage returns one page of snapshots matching f.
 func (c *Client) ListSnapshotsPage(ctx context.Context, f Filter, offset, limit int) (Page[Snapshot], error) {
-	items, total, err := listPage[Snapshot](ctx, c, "snapshots/detail/", f.values(), offset, limit)
-	return Page[Snapshot]{Items: items, Total: total}, err
+	return pageFiltered[Snapshot](ctx, c, "snapshots/detail/", f, offset, limit)
 }
 
 // GetSnapshot returns one snapshot.
@@ -51,7 +51,7 @@ func (c *Client) CreateSnapshot(ctx context.Context, def SnapshotCreate) (*Snaps
 func (c *Client) CloneSnapshot(ctx context.Context, uuid string, def DriveClone) (*Drive, error) {
 	q := url.Values{"do": {"clone"}}
 	if len(def.Avoid) > 0 {
-		q.Set("avoid", joinComma(def.Avoid))
+		q.Set("avoid", strings.Join(def.Avoid, ","))
 	}
 	var raw rawBody
 	if err := c.do(ctx, request{method: http.MethodPost, path: snapshotPath(uuid) + "action/", query: q, body: def}, &raw); err != nil {

@@ -16,7 +16,7 @@ type Tag struct {
 
 // ListTags returns every tag matching f.
 func (c *Client) ListTags(ctx context.Context, f Filter) ([]Tag, error) {
-	return listAll[Tag](ctx, c, "tags/", f.values())
+	return listFiltered[Tag](ctx, c, "tags/", f)
 }
 
 // CreateTag creates a tag with no resources. New drives join a tag by

@@ -321,10 +321,3 @@ type Job struct {
 	Created      string `json:"created"`
 	LastModified string `json:"last_modified"`
 }
-
-// listMeta is the pagination block of list responses.
-type listMeta struct {
-	Limit      Int64 `json:"limit"`
-	Offset     Int64 `json:"offset"`
-	TotalCount Int64 `json:"total_count"`
-}
