@@ -134,7 +134,8 @@ func (c *controller) tagUUID(ctx context.Context, name string, create bool) (str
 
 // ownMeta is the meta a drive of this cluster carries.
 func (c *controller) ownMeta(name string, p volumeParams, source string) map[string]string {
-	m := map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaName: name, metaSource: source}
+	m := map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaName: name, metaSource: source,
+		metaContext: p.contextKey()}
 	for k, v := range map[string]string{metaPVCName: p.pvcName, metaPVCNamespace: p.pvcNamespace, metaPVName: p.pvName} {
 		if v != "" {
 			m[k] = v
@@ -167,7 +168,7 @@ func withMeta(d *cloudsigma.Drive, meta map[string]string) map[string]string {
 	if out == nil {
 		out = map[string]string{}
 	}
-	for _, k := range []string{metaSource, metaPVCName, metaPVCNamespace, metaPVName} {
+	for _, k := range []string{metaSource, metaContext, metaPublished, metaPVCName, metaPVCNamespace, metaPVName} {
 		delete(out, k)
 	}
 	maps.Copy(out, meta)

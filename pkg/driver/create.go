@@ -33,6 +33,9 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err := c.checkTopology(req.GetAccessibilityRequirements()); err != nil {
 		return nil, err
 	}
+	if err := checkRange(req.GetCapacityRange()); err != nil {
+		return nil, err
+	}
 	release, err := c.locks.acquire("name/" + name)
 	if err != nil {
 		return nil, err
@@ -113,6 +116,10 @@ func compatible(d *cloudsigma.Drive, name string, p volumeParams, src *csi.Volum
 	// The meta of a clone not yet recorded is its source's: no evidence.
 	if got, want := d.Meta[metaSource], sourceKey(src); got != want && recorded(d, name) {
 		return fmt.Errorf("content source %q, requested %q", got, want)
+	}
+	// Drives recorded before the fingerprint existed carry none.
+	if got := d.Meta[metaContext]; got != "" && got != p.contextKey() && recorded(d, name) {
+		return fmt.Errorf("parameters that give another volume context (fsType, formatOptions or storageType)")
 	}
 	// A clone's storage type is the cloud's choice when the action ignores
 	// the one asked for; only a drive created outright must match.
@@ -249,6 +256,9 @@ func (c *controller) sourceSize(ctx context.Context, src *csi.VolumeContentSourc
 		return 0, nil
 	case src.GetSnapshot() != nil:
 		id := src.GetSnapshot().GetSnapshotId()
+		if id == "" {
+			return 0, status.Error(codes.InvalidArgument, "volume content source: snapshot_id is required")
+		}
 		s, err := c.cloud.WaitSnapshot(ctx, id, c.wait, cloudsigma.StatusAvailable)
 		if err != nil {
 			return 0, cloudError(err, "snapshot "+id)
@@ -256,6 +266,9 @@ func (c *controller) sourceSize(ctx context.Context, src *csi.VolumeContentSourc
 		return c.restoreSize(ctx, s, nil), nil
 	case src.GetVolume() != nil:
 		id := src.GetVolume().GetVolumeId()
+		if id == "" {
+			return 0, status.Error(codes.InvalidArgument, "volume content source: volume_id is required")
+		}
 		d, err := c.cloud.GetDrive(ctx, id)
 		if err != nil {
 			return 0, cloudError(err, "source volume "+id)

@@ -81,7 +81,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	interceptors := append([]grpc.UnaryServerInterceptor{logCalls}, opts.Interceptors...)
 	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
-	csi.RegisterIdentityServer(d.srv, &identity{controller: opts.Controller, probe: d.probe})
+	csi.RegisterIdentityServer(d.srv, &identity{probe: d.probe})
 	if opts.Controller {
 		csi.RegisterControllerServer(d.srv, newController(opts.Cloud, opts.Channels, opts.ClusterID, opts.Location, opts.Wait))
 	}

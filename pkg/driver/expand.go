@@ -20,8 +20,13 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
-	if req.GetCapacityRange() == nil {
-		return nil, status.Error(codes.InvalidArgument, "capacity range is required")
+	r := req.GetCapacityRange()
+	if r.GetRequiredBytes() == 0 && r.GetLimitBytes() == 0 {
+		// "At least one of these fields MUST be specified."
+		return nil, status.Error(codes.InvalidArgument, "capacity range is required: set required_bytes or limit_bytes")
+	}
+	if err := checkRange(r); err != nil {
+		return nil, err
 	}
 	if vc := req.GetVolumeCapability(); vc != nil {
 		if err := checkCapabilities([]*csi.VolumeCapability{vc}); err != nil {

@@ -20,26 +20,27 @@ func Version() string { return version }
 
 type identity struct {
 	csi.UnimplementedIdentityServer
-	controller bool
-	probe      *probeCache
+	probe *probeCache
 }
 
 func (i *identity) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
 	return &csi.GetPluginInfoResponse{Name: params.DriverName, VendorVersion: version}, nil
 }
 
+// GetPluginCapabilities is the same for every instance, whichever services it
+// serves: the spec asks that all instances of a version "SHALL return the
+// same set of capabilities, regardless of ... which RPCs an instance is
+// serving". A node-only instance therefore reports CONTROLLER_SERVICE too.
 func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	caps := []*csi.PluginCapability{
+		{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
+			Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}},
 		{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
 			Type: csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}}},
 		// Offline: CloudSigma refuses to resize a drive mounted on a
 		// running server.
 		{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{
 			Type: csi.PluginCapability_VolumeExpansion_OFFLINE}}},
-	}
-	if i.controller {
-		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{
-			Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}})
 	}
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }

@@ -2,8 +2,11 @@ package driver
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -43,13 +46,29 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if _, err := c.cloud.GetServer(ctx, node); err != nil {
 		return nil, cloudError(err, "reading server "+node)
 	}
+	want := publishRecord(node, req.GetVolumeCapability(), req.GetReadonly())
+	if got := d.Meta[metaPublished]; d.IsMountedOn(node) && got != "" && got != want && strings.HasPrefix(got, node+"/") {
+		return nil, status.Errorf(codes.AlreadyExists, "drive %s is published at node %s as %q, incompatible with the requested %q",
+			volID, node, strings.TrimPrefix(got, node+"/"), strings.TrimPrefix(want, node+"/"))
+	}
+	if req.GetReadonly() {
+		// Without PUBLISH_READONLY the CO "MUST set this field to false";
+		// CloudSigma cannot attach a drive read-only, and attaching it
+		// writable instead would break the request's promise.
+		return nil, status.Error(codes.InvalidArgument, "readonly publishing is not supported (no PUBLISH_READONLY capability); mount read-only on the node instead")
+	}
 	for _, m := range d.MountedOn {
 		if m.UUID != node && !d.AllowMultimount {
 			return nil, status.Errorf(codes.FailedPrecondition, "drive %s is attached to server %s; a drive serves one server at a time", volID, m.UUID)
 		}
 	}
-	if slices.Contains(transitional, d.Status) {
+	// Already attached here: the queue answers with its channel. Otherwise
+	// wait for a drive in motion (being created, cloned or resized).
+	if !d.IsMountedOn(node) && slices.Contains(transitional, d.Status) {
 		return nil, status.Errorf(codes.Unavailable, "drive %s is %s; attach when it settles", volID, d.Status)
+	}
+	if d.Meta[metaPublished] != want {
+		c.recordPublish(ctx, d, want)
 	}
 	ch, err := c.queue.Attach(ctx, node, volID)
 	if cloudsigma.IsValidation(err) {
@@ -119,4 +138,36 @@ func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.Con
 	}
 	klog.InfoS("ControllerUnpublishVolume: detached", "drive", volID, "servers", servers)
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+// recordPublish writes the publish record before attaching (a record the
+// attach never follows is ignored: it is only read while the drive is on
+// that node). It is best effort: the record only sharpens the answer to a
+// later incompatible publish, and a busy drive must not hold up an attach.
+func (c *controller) recordPublish(ctx context.Context, d *cloudsigma.Drive, record string) {
+	meta := maps.Clone(d.Meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[metaPublished] = record
+	if _, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta}); err != nil {
+		klog.InfoS("ControllerPublishVolume: publish record not written, attaching anyway", "drive", d.UUID, "err", err)
+	}
+}
+
+// publishRecord is what the drive's meta keeps of a publish, so a second
+// publish at the same node can be told compatible (OK) from incompatible
+// (ALREADY_EXISTS) across driver restarts. The single-node writer modes
+// are one class: they attach the same way, and the attacher switches
+// between them when SINGLE_NODE_MULTI_WRITER support changes.
+func publishRecord(node string, vc *csi.VolumeCapability, readonly bool) string {
+	access := "mount"
+	if vc.GetBlock() != nil {
+		access = "block"
+	}
+	mode := "rw"
+	if vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY {
+		mode = "ro"
+	}
+	return fmt.Sprintf("%s/%s/%s/readonly=%t", node, access, mode, readonly)
 }

@@ -1,12 +1,17 @@
 package driver
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/params"
@@ -19,6 +24,8 @@ const (
 	metaName         = "csi_name"    // the CSI volume name the drive stands for
 	metaSource       = "csi_source"  // "", "snapshot:<uuid>" or "volume:<uuid>"
 	metaSize         = "csi_size"    // on snapshots: the drive's size when taken
+	metaContext      = "csi_context" // fingerprint of the volume context
+	metaPublished    = "csi_publish" // node and capability of the last publish
 	metaPVCName      = "pvc_name"
 	metaPVCNamespace = "pvc_namespace"
 	metaPVName       = "pv_name"
@@ -85,6 +92,19 @@ func parseParams(in map[string]string) (volumeParams, error) {
 	return p, nil
 }
 
+// contextKey fingerprints the volume context. A volume_id "SHALL always
+// report the same volume_context", so a request by the same name whose
+// parameters give another context is ALREADY_EXISTS, not OK.
+func (p volumeParams) contextKey() string {
+	vc := p.volumeContext()
+	keys := slices.Sorted(maps.Keys(vc))
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%q=%q;", k, vc[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
 // volumeContext is what the node needs later (NodeStage gets it back).
 func (p volumeParams) volumeContext() map[string]string {
 	vc := map[string]string{params.ParamStorageType: p.storageType}
@@ -95,6 +115,17 @@ func (p volumeParams) volumeContext() map[string]string {
 		vc[params.ParamFSType] = p.fsType
 	}
 	return vc
+}
+
+// checkRange rejects what the spec forbids outright: "The value of this
+// field MUST NOT be negative" is an invalid field (InvalidArgument), unlike
+// a well-formed range the plugin cannot serve (OutOfRange).
+func checkRange(r *csi.CapacityRange) error {
+	if r.GetRequiredBytes() < 0 || r.GetLimitBytes() < 0 {
+		return status.Errorf(codes.InvalidArgument, "capacity range: required_bytes (%d) and limit_bytes (%d) must not be negative",
+			r.GetRequiredBytes(), r.GetLimitBytes())
+	}
+	return nil
 }
 
 // pickSize turns a capacity range into a drive size: at least the storage
@@ -147,15 +178,31 @@ var supportedModes = []csi.VolumeCapability_AccessMode_Mode{
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
 }
 
-// checkCapabilities returns why the capabilities cannot be served, or nil.
-func checkCapabilities(caps []*csi.VolumeCapability) error {
+// malformedCapabilities reports a capability that lacks what the spec
+// marks REQUIRED (the access mode) or "MUST be specified" (the access
+// type): a request error, unlike a well-formed capability the driver does
+// not support.
+func malformedCapabilities(caps []*csi.VolumeCapability) error {
 	if len(caps) == 0 {
 		return fmt.Errorf("volume capabilities are required")
 	}
 	for _, c := range caps {
-		if c.GetAccessMode() == nil {
+		switch {
+		case c.GetAccessMode() == nil:
 			return fmt.Errorf("access mode is required")
+		case c.GetBlock() == nil && c.GetMount() == nil:
+			return fmt.Errorf("access type (mount or block) is required")
 		}
+	}
+	return nil
+}
+
+// checkCapabilities returns why the capabilities cannot be served, or nil.
+func checkCapabilities(caps []*csi.VolumeCapability) error {
+	if err := malformedCapabilities(caps); err != nil {
+		return err
+	}
+	for _, c := range caps {
 		if !slices.Contains(supportedModes, c.GetAccessMode().GetMode()) {
 			return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server", c.GetAccessMode().GetMode())
 		}

@@ -2,13 +2,16 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
 // ValidateVolumeCapabilities confirms the capabilities a drive can serve.
@@ -16,14 +19,23 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
-	if len(req.GetVolumeCapabilities()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "volume capabilities are required")
+	if err := malformedCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if _, err := c.cloud.GetDrive(ctx, req.GetVolumeId()); err != nil {
+	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	if err != nil {
 		return nil, cloudError(err, "reading drive")
 	}
 	if _, err := parseParams(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
+	}
+	// The storage type is fixed at creation: parameters or a volume context
+	// that name another one do not describe this volume.
+	for _, m := range []map[string]string{req.GetParameters(), req.GetVolumeContext()} {
+		if want := strings.TrimSpace(m[params.ParamStorageType]); want != "" && d.StorageType != "" && d.StorageType != want {
+			return &csi.ValidateVolumeCapabilitiesResponse{Message: fmt.Sprintf(
+				"volume %s is storage type %q, not %q", d.UUID, d.StorageType, want)}, nil
+		}
 	}
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
