@@ -58,18 +58,8 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if src != nil && p.storageType == ephemeralStorageType {
 		return nil, status.Errorf(codes.InvalidArgument, "storage type %s is ephemeral: CloudSigma cannot clone or restore into it", ephemeralStorageType)
 	}
-	srcSize, err := c.sourceSize(ctx, src)
-	if err != nil {
-		return nil, err
-	}
-	if srcSize > size {
-		// A clone is at least as large as its source.
-		if !fits(srcSize, req.GetCapacityRange()) {
-			return nil, status.Errorf(codes.OutOfRange, "the source is %d bytes, more than the limit of %d bytes", srcSize, req.GetCapacityRange().GetLimitBytes())
-		}
-		size = srcSize
-	}
-
+	// An existing volume first: a retry must succeed even when its source
+	// has been deleted since the first call.
 	d, err := c.findVolume(ctx, name)
 	if err != nil {
 		return nil, err
@@ -79,8 +69,21 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 			return nil, status.Errorf(codes.AlreadyExists, "volume %q exists as drive %s with other properties: %v", name, d.UUID, err)
 		}
 		klog.V(2).InfoS("CreateVolume: found existing drive", "name", name, "drive", d.UUID, "status", d.Status)
-	} else if d, err = c.startVolume(ctx, name, size, p, src); err != nil {
-		return nil, err
+	} else {
+		srcSize, err := c.sourceSize(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		if srcSize > size {
+			// A clone is at least as large as its source.
+			if !fits(srcSize, req.GetCapacityRange()) {
+				return nil, status.Errorf(codes.OutOfRange, "the source is %d bytes, more than the limit of %d bytes", srcSize, req.GetCapacityRange().GetLimitBytes())
+			}
+			size = srcSize
+		}
+		if d, err = c.startVolume(ctx, name, size, p, src); err != nil {
+			return nil, err
+		}
 	}
 	if d, err = c.finishVolume(ctx, d, name, size, p, src); err != nil {
 		return nil, err

@@ -278,3 +278,30 @@ func TestPublishWhenTheRecordCannotBeWritten(t *testing.T) {
 		t.Fatalf("drive %s not in the server's drives %+v", vol.GetVolumeId(), srv.Drives)
 	}
 }
+
+// A CreateVolume retried after its source is gone still answers OK with
+// the volume made by the first call (the provisioner retries after lost
+// responses; users delete snapshots once restored).
+func TestRetriedRestoreAfterTheSnapshotIsDeleted(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	c := csi.NewControllerClient(e.Conn())
+	src := create(t, c, "pvc-gone-src", gib, nil)
+	snap, err := c.CreateSnapshot(ctxT(t), &csi.CreateSnapshotRequest{Name: "snap-gone", SourceVolumeId: src.GetVolumeId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := snapshotSource(snap.GetSnapshot().GetSnapshotId())
+	first := create(t, c, "pvc-restored", 2*gib, from)
+	if _, err := c.DeleteSnapshot(ctxT(t), &csi.DeleteSnapshotRequest{SnapshotId: snap.GetSnapshot().GetSnapshotId()}); err != nil {
+		t.Fatal(err)
+	}
+	again := create(t, c, "pvc-restored", 2*gib, from)
+	if again.GetVolumeId() != first.GetVolumeId() {
+		t.Fatalf("retry gave drive %s, first call %s", again.GetVolumeId(), first.GetVolumeId())
+	}
+	_, err = c.CreateVolume(ctxT(t), &csi.CreateVolumeRequest{Name: "pvc-restored-new",
+		CapacityRange: &csi.CapacityRange{RequiredBytes: 2 * gib}, VolumeCapabilities: []*csi.VolumeCapability{mountCap}, VolumeContentSource: from})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("a new volume from the deleted snapshot: %v, want NotFound", err)
+	}
+}
