@@ -56,8 +56,12 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	if err != nil {
 		return nil, status.Error(codes.OutOfRange, err.Error())
 	}
+	if limit := r.GetLimitBytes(); limit > 0 && int64(d.Size) > limit {
+		return nil, status.Errorf(codes.OutOfRange, "drive %s is already %d bytes, more than the limit of %d bytes; drives cannot shrink", id, int64(d.Size), limit)
+	}
 	nodeExpansion := req.GetVolumeCapability().GetBlock() == nil
-	if int64(d.Size) >= want {
+	if r.GetRequiredBytes() == 0 || int64(d.Size) >= want {
+		// Only a limit, which the drive meets, or already large enough.
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(d.Size), NodeExpansionRequired: nodeExpansion}, nil
 	}
 	if srv, err := c.runningServer(ctx, d); err != nil {
