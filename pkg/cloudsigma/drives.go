@@ -25,12 +25,14 @@ type DriveCreate struct {
 	Avoid []string `json:"-"`
 }
 
-// DriveUpdate changes a drive's name, meta or tags. Nil fields keep their
-// value; Meta replaces the whole map, as the API does.
+// DriveUpdate changes a drive's name, meta, tags or multimount flag (what
+// the API changes even on a running server). Nil fields keep their value;
+// Meta replaces the whole map, as the API does.
 type DriveUpdate struct {
-	Name *string
-	Meta map[string]string
-	Tags []string
+	Name            *string
+	Meta            map[string]string
+	Tags            []string
+	AllowMultimount *bool
 }
 
 // DriveClone is the optional body of a clone action.
@@ -95,6 +97,9 @@ func (c *Client) UpdateDrive(ctx context.Context, d *Drive, u DriveUpdate) (*Dri
 	}
 	if u.Tags != nil {
 		err = errors.Join(err, body.set("tags", u.Tags))
+	}
+	if u.AllowMultimount != nil {
+		err = errors.Join(err, body.set("allow_multimount", *u.AllowMultimount))
 	}
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func (c *controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	p.multimount = multiNode(req.GetVolumeCapabilities()...)
 	if err := c.checkTopology(req.GetAccessibilityRequirements()); err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func (c *controller) startVolume(ctx context.Context, name string, size int64, p
 	err := c.withTags(ctx, p, func(tags []string) (err error) {
 		d, err = c.cloud.CreateDrive(ctx, cloudsigma.DriveCreate{
 			Name: name, Size: size, Media: "disk", StorageType: p.storageType,
-			Meta: c.ownMeta(name, p, ""), Tags: tags,
+			Meta: c.ownMeta(name, p, ""), Tags: tags, AllowMultimount: p.multimount,
 		})
 		return err
 	})
@@ -165,7 +166,8 @@ func (c *controller) startVolume(ctx context.Context, name string, size int64, p
 
 // finishVolume waits for the drive to settle, records ownership on clones
 // (whose create call takes no meta or tags: a clone carries its source's
-// meta and no tags) and grows clones that must be larger than their source.
+// meta and no tags, nor multimount) and grows clones that must be larger
+// than their source.
 func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
 	d, err := c.waitReady(ctx, d.UUID)
 	if err != nil {
@@ -173,11 +175,15 @@ func (c *controller) finishVolume(ctx context.Context, d *cloudsigma.Drive, name
 	}
 	err = c.withTags(ctx, p, func(tags []string) error {
 		refs := tagRefs(d, tags)
-		if recorded(d, name) && len(refs) == len(d.Tags) {
+		multimount := p.multimount && !d.AllowMultimount // clones start without it
+		if recorded(d, name) && len(refs) == len(d.Tags) && !multimount {
 			return nil
 		}
-		meta := withMeta(d, c.ownMeta(name, p, sourceKey(src)))
-		updated, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta, Tags: refs})
+		u := cloudsigma.DriveUpdate{Meta: withMeta(d, c.ownMeta(name, p, sourceKey(src))), Tags: refs}
+		if multimount {
+			u.AllowMultimount = &p.multimount
+		}
+		updated, err := c.cloud.UpdateDrive(ctx, d, u)
 		if err == nil {
 			d = updated
 		}

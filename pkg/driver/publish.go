@@ -57,8 +57,14 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		// writable instead would break the request's promise.
 		return nil, status.Error(codes.InvalidArgument, "readonly publishing is not supported (no PUBLISH_READONLY capability); mount read-only on the node instead")
 	}
+	// Several servers only for a multi-node capability on a drive that
+	// allows it; a single-node capability keeps its promise either way.
+	shared := multiNode(req.GetVolumeCapability())
+	if shared && !d.AllowMultimount {
+		return nil, status.Errorf(codes.FailedPrecondition, "drive %s does not allow multimount: it was not created for %s", volID, req.GetVolumeCapability().GetAccessMode().GetMode())
+	}
 	for _, m := range d.MountedOn {
-		if m.UUID != node && !d.AllowMultimount {
+		if m.UUID != node && !shared {
 			return nil, status.Errorf(codes.FailedPrecondition, "drive %s is attached to server %s; a drive serves one server at a time", volID, m.UUID)
 		}
 	}

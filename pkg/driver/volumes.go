@@ -49,6 +49,10 @@ type volumeParams struct {
 	pvcName       string
 	pvcNamespace  string
 	pvName        string
+	// multimount: the volume serves several servers at once (a
+	// MULTI_NODE_MULTI_WRITER block capability), from the request's
+	// capabilities, not from parameters.
+	multimount bool
 }
 
 // parseParams accepts the documented parameters and the provisioner's
@@ -170,12 +174,27 @@ func fits(size int64, r *csi.CapacityRange) bool {
 }
 
 // supportedModes are the access modes a CloudSigma drive can serve: one
-// server at a time.
+// server at a time, or several for a raw block volume on a drive that
+// allows multimount (see multiNode).
 var supportedModes = []csi.VolumeCapability_AccessMode_Mode{
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
 	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+	csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER,
+}
+
+// multiNode reports a capability for several servers at once: a drive with
+// allow_multimount, attached to each. Only raw block volumes may ask (the
+// application coordinates the writers, as with shared disks): ext4 and xfs
+// are not cluster filesystems and would be corrupted.
+func multiNode(caps ...*csi.VolumeCapability) bool {
+	for _, c := range caps {
+		if c.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER {
+			return true
+		}
+	}
+	return false
 }
 
 // malformedCapabilities reports a capability that lacks what the spec
@@ -204,7 +223,10 @@ func checkCapabilities(caps []*csi.VolumeCapability) error {
 	}
 	for _, c := range caps {
 		if !slices.Contains(supportedModes, c.GetAccessMode().GetMode()) {
-			return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server", c.GetAccessMode().GetMode())
+			return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server, or to several as a raw block volume (MULTI_NODE_MULTI_WRITER)", c.GetAccessMode().GetMode())
+		}
+		if multiNode(c) && c.GetBlock() == nil {
+			return fmt.Errorf("access mode %s needs a raw block volume (volumeMode: Block): ext4 and xfs are not cluster filesystems", c.GetAccessMode().GetMode())
 		}
 		switch {
 		case c.GetBlock() != nil:

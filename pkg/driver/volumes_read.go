@@ -40,6 +40,10 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
+	if multiNode(req.GetVolumeCapabilities()...) && !d.AllowMultimount {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: fmt.Sprintf(
+			"volume %s does not allow multimount: it serves one server at a time", d.UUID)}, nil
+	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
 		VolumeContext: req.GetVolumeContext(), VolumeCapabilities: req.GetVolumeCapabilities(), Parameters: req.GetParameters(),
 	}}, nil

@@ -147,6 +147,17 @@ func TestArgumentErrors(t *testing.T) {
 				r.VolumeCapability = mountCap("", csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
 			}))
 		}, codes.FailedPrecondition},
+		{"stage: multi-node reader", func() error {
+			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) {
+				r.VolumeCapability = mountCap("", csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY)
+			}))
+		}, codes.FailedPrecondition},
+		// A shared raw block volume passes the capability check.
+		{"stage: multi-node writer block, volume not attached", func() error {
+			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) {
+				r.VolumeCapability = blockCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
+			}))
+		}, codes.NotFound},
 		// publish_context is OPTIONAL: a volume that is not here is NotFound.
 		{"stage: no publish context, volume not attached", func() error {
 			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) { r.PublishContext = nil }))

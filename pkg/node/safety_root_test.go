@@ -16,9 +16,17 @@ import (
 
 // Raw block: nothing is staged; the device node is bind-mounted on a file.
 func TestRawBlockVolume(t *testing.T) {
+	// A shared raw block volume (several servers, multimount drive) is
+	// the same on each node.
+	for _, mode := range []csi.VolumeCapability_AccessMode_Mode{snw, csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER} {
+		t.Run(mode.String(), func(t *testing.T) { testRawBlockVolume(t, mode) })
+	}
+}
+
+func testRawBlockVolume(t *testing.T, mode csi.VolumeCapability_AccessMode_Mode) {
 	e := newEnv(t)
 	d := e.drive(64 * mib)
-	vc := blockCap(snw)
+	vc := blockCap(mode)
 	staging, target := e.path("staging"), e.path("pods", "a", "dev")
 
 	e.must(e.stage(d, staging, vc, 64*mib))

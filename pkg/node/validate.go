@@ -12,10 +12,12 @@ import (
 const defaultFSType = "ext4"
 
 // checkCapability validates a volume capability for this node, with the
-// controller's rules: a drive attaches to one server, so multi-node modes
-// are refused with unsupported, the kind each RPC's error table names for
-// "Exceeds capabilities" (FAILED_PRECONDITION for stage and publish,
-// INVALID_ARGUMENT for NodeExpandVolume).
+// controller's rules: a drive attaches to one server, or to several as a raw
+// block volume (MULTI_NODE_MULTI_WRITER on a multimount drive: ext4 and xfs
+// are not cluster filesystems). Anything else is refused with unsupported,
+// the kind each RPC's error table names for "Exceeds capabilities"
+// (FAILED_PRECONDITION for stage and publish, INVALID_ARGUMENT for
+// NodeExpandVolume).
 func checkCapability(vc *csi.VolumeCapability, unsupported error) error {
 	if vc == nil {
 		return failf(errInvalid, "volume capability missing")
@@ -29,10 +31,14 @@ func checkCapability(vc *csi.VolumeCapability, unsupported error) error {
 		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
 		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
 		return nil
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
+		if vc.GetBlock() != nil {
+			return nil
+		}
+		return failf(unsupported, "access mode %s needs a raw block volume: ext4 and xfs are not cluster filesystems", mode)
 	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
-		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
-		return failf(unsupported, "access mode %s is not supported: a drive attaches to one server", mode)
+		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER:
+		return failf(unsupported, "access mode %s is not supported: a drive attaches to one server, or to several as a raw block volume", mode)
 	default:
 		return failf(errInvalid, "access mode missing or unknown (%s)", mode)
 	}
