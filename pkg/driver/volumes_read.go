@@ -81,14 +81,7 @@ func (c *controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 // condition (the spec asks to omit healthy ones). The token is an offset
 // into that list, which is read whole: few drives are ever unhealthy.
 func (c *controller) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
-	offset, err := parseToken(req.GetStartingToken())
-	if err != nil {
-		return nil, err
-	}
-	if req.GetMaxEntries() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
-	}
-	tag, err := c.tagUUID(ctx, c.clusterTag(), false)
+	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
@@ -129,14 +122,7 @@ func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
 // ListVolumes pages through this cluster's drives (those with the cluster
 // tag) with the API's own offset, so a token is an offset into the list.
 func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
-	offset, err := parseToken(req.GetStartingToken())
-	if err != nil {
-		return nil, err
-	}
-	if req.GetMaxEntries() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
-	}
-	tag, err := c.tagUUID(ctx, c.clusterTag(), false)
+	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +164,19 @@ func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 		resp.NextToken = strconv.Itoa(next)
 	}
 	return resp, nil
+}
+
+// listStart checks a list request's token and max_entries and finds the
+// cluster tag that marks this cluster's drives ("" when none exists yet).
+func (c *controller) listStart(ctx context.Context, token string, maxEntries int32) (offset int, tag string, err error) {
+	if offset, err = parseToken(token); err != nil {
+		return 0, "", err
+	}
+	if maxEntries < 0 {
+		return 0, "", status.Error(codes.InvalidArgument, "max_entries must not be negative")
+	}
+	tag, err = c.tagUUID(ctx, c.clusterTag(), false)
+	return offset, tag, err
 }
 
 // parseToken reads a pagination token; a token we did not issue is Aborted,
