@@ -60,11 +60,15 @@ func unescapeMount(s string) string {
 // statLink finds the simulator's guest device link for a drive: virtio-
 // and the first 20 characters of its UUID, as virtio-blk serials are cut.
 func statLink(dir, handle string) (os.FileInfo, error) {
+	return os.Lstat(linkPath(dir, handle))
+}
+
+func linkPath(dir, handle string) string {
 	serial := handle
 	if len(serial) > 20 {
 		serial = serial[:20]
 	}
-	return os.Lstat(filepath.Join(dir, "virtio-"+serial))
+	return filepath.Join(dir, "virtio-"+serial)
 }
 
 // forceTeardown unmounts whatever a failed run left under the work

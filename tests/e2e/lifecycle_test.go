@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/cloudsigma-csi/driver/internal/fscheck"
 )
@@ -121,8 +123,95 @@ func (e *env) lifeCycle() {
 		}
 		return "", nil
 	})
+	e.sharedBlock()
 	e.run("delete PVCs, VolumeSnapshot -> nothing left anywhere", step, func(ctx context.Context) (string, error) {
-		return e.deleteAll(ctx, []string{"pvc-a", "pvc-b", "pvc-c"}, []string{"snap-a"})
+		return e.deleteAll(ctx, []string{"pvc-a", "pvc-b", "pvc-c", "pvc-shared"}, []string{"snap-a"})
+	})
+}
+
+// sharedBlock is a ReadWriteMany raw block volume (a drive with CloudSigma's
+// allow_multimount) through attach, stage, publish and raw I/O, and the
+// refusal of a ReadWriteMany filesystem. pvc-shared stays for deleteAll.
+func (e *env) sharedBlock() {
+	var (
+		pvS *corev1.PersistentVolume
+		mS  *mounted
+	)
+	const step = 3 * time.Minute
+	e.run("PVC shared (1Gi, Block, RWX) -> bound, multimount drive", step, func(ctx context.Context) (string, error) {
+		if err := e.createSharedPVC(ctx, "pvc-shared", "1Gi", corev1.PersistentVolumeBlock); err != nil {
+			return "", err
+		}
+		var err error
+		if pvS, err = e.waitBound(ctx, "pvc-shared"); err != nil {
+			return "", err
+		}
+		if m := pvS.Spec.VolumeMode; m == nil || *m != corev1.PersistentVolumeBlock {
+			return "", fmt.Errorf("PV %s volume mode %v, want Block", pvS.Name, m)
+		}
+		if am := pvS.Spec.AccessModes; !slices.Equal(am, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}) {
+			return "", fmt.Errorf("PV %s access modes %v, want [ReadWriteMany]", pvS.Name, am)
+		}
+		d, err := e.cloud.GetDrive(ctx, pvS.Spec.CSI.VolumeHandle)
+		if err != nil {
+			return "", err
+		}
+		if !d.AllowMultimount {
+			return "", fmt.Errorf("drive %s of a ReadWriteMany block volume does not allow multimount", d.UUID)
+		}
+		return describe(pvS) + ", Block RWX, allow_multimount", nil
+	})
+	e.run("VolumeAttachment shared -> attached, drive on the server", step, func(ctx context.Context) (string, error) {
+		va, err := e.attach(ctx, pvS)
+		if err != nil {
+			return "", err
+		}
+		mS = &mounted{pv: pvS, va: va}
+		return fmt.Sprintf("metadata %v", va.Status.AttachmentMetadata), nil
+	})
+	e.run("NodeStage + NodePublish shared (raw block), write, read", step, func(ctx context.Context) (string, error) {
+		vc := capability(pvS)
+		if vc.GetBlock() == nil || vc.GetAccessMode().GetMode() != csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER {
+			return "", fmt.Errorf("capability from PV %s: %v, want block MULTI_NODE_MULTI_WRITER", pvS.Name, vc)
+		}
+		var err error
+		if mS, err = e.stageAndPublish(ctx, pvS, mS.va, string(uuid.NewUUID())); err != nil {
+			return "", err
+		}
+		dev, file, err := e.blockDevice(mS)
+		if err != nil {
+			return "", err
+		}
+		pattern := make([]byte, 1<<20)
+		_, _ = rand.Read(pattern)
+		if err := writeThroughBlock(mS, file, pattern, 1<<20); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("target is %s (%s); 1 MiB read back from it and the drive file", dev, devNum(rdevOf(dev))), nil
+	})
+	e.run("NodeUnpublish, NodeUnstage, detach shared", step, func(ctx context.Context) (string, error) {
+		if err := e.unpublishAndUnstage(ctx, mS); err != nil {
+			return "", err
+		}
+		return "", e.detach(ctx, mS.va, pvS.Spec.CSI.VolumeHandle)
+	})
+	e.run("PVC shared-fs (Filesystem, RWX) -> refused, stays Pending", step, func(ctx context.Context) (string, error) {
+		if err := e.createSharedPVC(ctx, "pvc-shared-fs", "1Gi", corev1.PersistentVolumeFilesystem); err != nil {
+			return "", err
+		}
+		wait, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		why, err := e.waitRefused(wait, "pvc-shared-fs", "InvalidArgument")
+		if err != nil {
+			return "", err
+		}
+		if err := e.kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "pvc-shared-fs", metav1.DeleteOptions{}); err != nil {
+			return "", err
+		}
+		return "InvalidArgument: " + why, e.waitGone(ctx, "PVC pvc-shared-fs", func(ctx context.Context) error {
+			_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "pvc-shared-fs", getOpts)
+			return err
+		})
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
@@ -28,11 +30,28 @@ var (
 	contentGVR  = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotcontents"}
 )
 
-// createPVC makes a claim on our StorageClass. The class binds on first
-// consumer, so the claim carries the node the scheduler would have picked.
+// createPVC makes a ReadWriteOnce filesystem claim on our StorageClass.
 func (e *env) createPVC(ctx context.Context, name, size string, source *corev1.TypedLocalObjectReference) error {
+	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newPVC(name, size, source), metav1.CreateOptions{})
+	return err
+}
+
+// createSharedPVC makes a ReadWriteMany claim of the given volume mode on
+// our StorageClass.
+func (e *env) createSharedPVC(ctx context.Context, name, size string, mode corev1.PersistentVolumeMode) error {
+	pvc := newPVC(name, size, nil)
+	pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	pvc.Spec.VolumeMode = &mode
+	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{})
+	return err
+}
+
+// newPVC is a ReadWriteOnce claim on our StorageClass (volume mode left to
+// the API server's default, Filesystem). The class binds on first consumer,
+// so the claim carries the node the scheduler would have picked.
+func newPVC(name, size string, source *corev1.TypedLocalObjectReference) *corev1.PersistentVolumeClaim {
 	sc := storageClass
-	pvc := &corev1.PersistentVolumeClaim{
+	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 			Annotations: map[string]string{"volume.kubernetes.io/selected-node": nodeName}},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -42,8 +61,6 @@ func (e *env) createPVC(ctx context.Context, name, size string, source *corev1.T
 			DataSource:       source,
 		},
 	}
-	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{})
-	return err
 }
 
 // waitBound waits until the claim is Bound and returns its PV, checked for
@@ -212,4 +229,66 @@ func (e *env) createSnapshot(ctx context.Context, name, pvc string) (string, err
 	}
 	handle, _, _ := unstructured.NestedString(vsc.Object, "status", "snapshotHandle")
 	return handle, nil
+}
+
+// waitRefused waits for the provisioner's ProvisioningFailed event on a
+// claim whose CreateVolume the driver refused with code (InvalidArgument),
+// then checks that nothing was provisioned: the claim is Pending with no
+// volume, no PV claims it and the cloud holds no drive for it. It returns
+// the driver's reason as the event carries it.
+func (e *env) waitRefused(ctx context.Context, name, code string) (string, error) {
+	pvc, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, getOpts)
+	if err != nil {
+		return "", err
+	}
+	var msg string
+	err = e.eventually(ctx, "ProvisioningFailed event on PVC "+name, func(ctx context.Context) error {
+		l, err := e.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=PersistentVolumeClaim,involvedObject.name=" + name})
+		if err != nil {
+			return err
+		}
+		var seen []string
+		for _, ev := range l.Items {
+			if ev.InvolvedObject.UID == pvc.UID && ev.Reason == "ProvisioningFailed" && strings.Contains(ev.Message, "code = "+code) {
+				msg = ev.Message
+				return nil
+			}
+			seen = append(seen, ev.Reason+": "+ev.Message)
+		}
+		return fmt.Errorf("events %q", seen)
+	})
+	if err != nil {
+		return "", err
+	}
+	if pvc, err = e.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, getOpts); err != nil {
+		return "", err
+	}
+	if pvc.Status.Phase != corev1.ClaimPending || pvc.Spec.VolumeName != "" {
+		return "", fmt.Errorf("PVC %s refused, yet phase %q, volume %q", name, pvc.Status.Phase, pvc.Spec.VolumeName)
+	}
+	pvs, err := e.kube.CoreV1().PersistentVolumes().List(ctx, listAll)
+	if err != nil {
+		return "", err
+	}
+	for _, pv := range pvs.Items {
+		if r := pv.Spec.ClaimRef; r != nil && r.Namespace == ns && r.Name == name {
+			return "", fmt.Errorf("PVC %s refused, yet PV %s claims it", name, pv.Name)
+		}
+	}
+	// The provisioner names volumes pvc-<claim UID>; the driver names the
+	// drive after the volume.
+	drives, err := e.cloud.ListDrives(ctx, cloudsigma.Filter{})
+	if err != nil {
+		return "", err
+	}
+	for _, d := range drives {
+		if strings.Contains(d.Name, string(pvc.UID)) {
+			return "", fmt.Errorf("PVC %s refused, yet drive %s (%s) was made for it", name, d.UUID, d.Name)
+		}
+	}
+	if i := strings.Index(msg, "desc = "); i >= 0 {
+		msg = msg[i+len("desc = "):]
+	}
+	return msg, nil
 }
