@@ -48,9 +48,9 @@ func New() *Metrics {
 		}, []string{"method", "grpc_code"}),
 		csiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "csi_operation_duration_seconds",
-			Help:    "Time spent serving CSI gRPC calls, by method.",
+			Help:    "Time spent serving CSI gRPC calls, by method and gRPC status code (fast refusals apart from real work).",
 			Buckets: csiBuckets,
-		}, []string{"method"}),
+		}, []string{"method", "grpc_code"}),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudsigma_api_requests_total",
 			Help: "CloudSigma API requests, by HTTP method, endpoint (UUIDs replaced by {uuid}) and status code or \"error\".",
@@ -79,8 +79,9 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		method := shortMethod(info.FullMethod)
-		m.csiOps.WithLabelValues(method, status.Code(err).String()).Inc()
-		m.csiDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		code := status.Code(err).String()
+		m.csiOps.WithLabelValues(method, code).Inc()
+		m.csiDuration.WithLabelValues(method, code).Observe(time.Since(start).Seconds())
 		return resp, err
 	}
 }

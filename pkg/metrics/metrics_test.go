@@ -75,9 +75,10 @@ func TestUnaryServerInterceptor(t *testing.T) {
 	assertLine(t, body, `csi_operations_total{grpc_code="ResourceExhausted",method="CreateVolume"} 1`)
 	assertLine(t, body, `csi_operations_total{grpc_code="NotFound",method="NodeStageVolume"} 1`)
 	assertLine(t, body, `csi_operations_total{grpc_code="Unknown",method="Probe"} 1`)
-	assertLine(t, body, `csi_operation_duration_seconds_count{method="CreateVolume"} 3`)
-	assertLine(t, body, `csi_operation_duration_seconds_bucket{method="CreateVolume",le="300"} 3`)
-	assertLine(t, body, `csi_operation_duration_seconds_count{method="NodeStageVolume"} 1`)
+	assertLine(t, body, `csi_operation_duration_seconds_count{grpc_code="OK",method="CreateVolume"} 2`)
+	assertLine(t, body, `csi_operation_duration_seconds_count{grpc_code="ResourceExhausted",method="CreateVolume"} 1`)
+	assertLine(t, body, `csi_operation_duration_seconds_bucket{grpc_code="OK",method="CreateVolume",le="300"} 2`)
+	assertLine(t, body, `csi_operation_duration_seconds_count{grpc_code="NotFound",method="NodeStageVolume"} 1`)
 	assertLine(t, body, `# TYPE csi_operation_duration_seconds histogram`)
 }
 
