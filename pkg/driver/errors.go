@@ -76,3 +76,34 @@ func cloudError(err error, what string) error {
 	}
 	return status.Errorf(cloudCode(err), "%s: %v", what, err)
 }
+
+// The exceptions to cloudCode: API answers that mean something else for one
+// operation, kept next to the table.
+
+// resizeError: CloudSigma answers 403 when a drive mounted on a running
+// server is resized; the volume is in use (FailedPrecondition: offline
+// expansion waits for the detach), not a missing permission.
+func resizeError(err error, id string) error {
+	if cloudsigma.IsPermission(err) {
+		return status.Errorf(codes.FailedPrecondition, "CloudSigma refused to resize drive %s: %v", id, err)
+	}
+	return cloudError(err, "resizing drive")
+}
+
+// attachError: a 400 on the server's drives list typically means the drive
+// just got attached elsewhere, not that the caller's arguments are wrong.
+func attachError(err error, node, volID string) error {
+	if cloudsigma.IsValidation(err) {
+		return status.Errorf(codes.FailedPrecondition, "server %s refused drive %s: %v", node, volID, err)
+	}
+	return cloudError(err, "attaching drive")
+}
+
+// snapshotError: CloudSigma answers a reached snapshot limit with the same
+// 403 as a refusal; limitReached (from the capabilities) tells them apart.
+func snapshotError(err error, limitReached bool, driveID string) error {
+	if cloudsigma.IsPermission(err) && limitReached {
+		return status.Errorf(codes.ResourceExhausted, "snapshot limit reached for drive %s: %v", driveID, err)
+	}
+	return cloudError(err, "creating snapshot")
+}

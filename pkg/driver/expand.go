@@ -70,10 +70,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is attached to running server %s; CloudSigma resizes only detached drives", id, srv)
 	}
 	if _, err := c.cloud.ResizeDrive(ctx, d, want); err != nil {
-		if cloudsigma.IsPermission(err) {
-			return nil, status.Errorf(codes.FailedPrecondition, "CloudSigma refused to resize drive %s: %v", id, err)
-		}
-		return nil, cloudError(err, "resizing drive")
+		return nil, resizeError(err, id)
 	}
 	if d, err = c.waitReady(ctx, id); err != nil {
 		return nil, err

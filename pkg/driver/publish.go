@@ -77,13 +77,8 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 		c.recordPublish(ctx, d, want)
 	}
 	ch, err := c.queue.Attach(ctx, node, volID)
-	if cloudsigma.IsValidation(err) {
-		// The API refused the drives list: typically the drive just got
-		// attached elsewhere. Not the caller's argument error.
-		return nil, status.Errorf(codes.FailedPrecondition, "server %s refused drive %s: %v", node, volID, err)
-	}
 	if err != nil {
-		return nil, cloudError(err, "attaching drive")
+		return nil, attachError(err, node, volID)
 	}
 	klog.InfoS("ControllerPublishVolume: attached", "drive", volID, "server", node, "devChannel", ch)
 	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{

@@ -57,11 +57,8 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	}
 	s, err := c.cloud.CreateSnapshot(ctx, cloudsigma.SnapshotCreate{Drive: d.UUID, Name: name,
 		Meta: map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaSize: strconv.FormatInt(int64(d.Size), 10)}})
-	if cloudsigma.IsPermission(err) && c.snapshotLimitReached(ctx, d) {
-		return nil, status.Errorf(codes.ResourceExhausted, "snapshot limit reached for drive %s: %v", d.UUID, err)
-	}
 	if err != nil {
-		return nil, cloudError(err, "creating snapshot")
+		return nil, snapshotError(err, cloudsigma.IsPermission(err) && c.snapshotLimitReached(ctx, d), d.UUID)
 	}
 	klog.InfoS("CreateSnapshot: created", "name", name, "snapshot", s.UUID, "drive", src)
 	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, int64(d.Size))}, nil
