@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
 GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test check unit sanity-cli e2e fuzz bench clean
+.PHONY: all build demo tools test check unit sanity-cli e2e fuzz bench clean
 
 all: build
 
@@ -16,8 +16,9 @@ build:
 	CGO_ENABLED=0 go build -o bin/cloudsigma-sim ./cmd/cloudsigma-sim
 
 # The driver's main job, end to end, on the embedded simulator (root).
+FS ?= ext4
 demo: build
-	go run ./hack/demo --sim bin/cloudsigma-sim --driver bin/cloudsigma-csi-driver
+	go run ./hack/demo --sim bin/cloudsigma-sim --driver bin/cloudsigma-csi-driver --fs $(FS)
 
 # gofmt and go vet fail the build.
 check:
@@ -25,8 +26,14 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 
+# What the tests need (OS packages, pinned helm, kustomize, csi-sanity);
+# idempotent, and quick once everything is there.
+tools:
+	@if [ "$$(id -u)" != 0 ]; then echo "make tools needs root: it installs OS packages"; exit 1; fi
+	hack/install-tools.sh
+
 # Every test, as CI runs it. Root is required, not optional.
-test: check
+test: tools check
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root: node tests use loop devices, mkfs and mount"; exit 1; fi
 	@log=$${TEST_LOG:-/tmp/cloudsigma-csi-test.log}; \
 	go test -count=1 -v -timeout 40m ./... >"$$log" 2>&1; rc=$$?; \
@@ -35,9 +42,11 @@ test: check
 	echo "tests: $$(grep -cE -- '--- PASS' "$$log") passed, $$(grep -cE -- '--- FAIL' "$$log") failed, $$(grep -cE -- '--- SKIP' "$$log") skipped"; \
 	exit $$rc
 
-# The csi-sanity command-line tool against the built binaries, from outside.
+# The csi-sanity command-line tool against the built binaries, from outside
+# (root: node tests on loop devices). SANITY=controller for the controller only.
+SANITY ?= full
 sanity-cli: build
-	../shared/tools/sanity-cli.sh full
+	hack/sanity-cli.sh $(SANITY)
 
 # The driver under a real control plane (etcd, kube-apiserver,
 # kube-controller-manager) with the CSI sidecars, as root: tests/e2e/README.md.
