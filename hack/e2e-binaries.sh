@@ -54,7 +54,11 @@ build() {
 	tmp=$(mktemp -d "$cache/build.XXXXXX")
 	# -mod=readonly: the committed go.sum is the whole truth, nothing is resolved anew.
 	(cd "$mod" && go build -mod=readonly -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
-	for name in "${names[@]}"; do mv "$tmp/$name" "$cache/$name-$version-$hash"; done
+	for name in "${names[@]}"; do
+		mv "$tmp/$name" "$cache/$name-$version-$hash"
+		# Older builds of this tool are dead weight (about 100 MB each).
+		find "$cache" -maxdepth 1 -type f -name "$name-v*" ! -name "$name-$version-$hash" -delete
+	done
 	rmdir "$tmp"
 	log "$dir $version: built in $(($(date +%s) - start))s"
 }
