@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
 GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo tools test check unit sanity-cli e2e fuzz bench clean
+.PHONY: all build demo tools test check sanity-cli e2e fuzz bench clean
 
 all: build
 

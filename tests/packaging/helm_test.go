@@ -154,6 +154,19 @@ func TestHelmTemplateAllOptions(t *testing.T) {
 	}
 }
 
+// A token alone is a complete inline credential: the chart creates the
+// Secret with only that key and the controller mounts it.
+func TestHelmTemplateTokenOnlyCredentials(t *testing.T) {
+	b := helmTemplate(t, "--set", "credentials.token=t0ken")
+	secret := b.one(t, "Secret")
+	if !strings.Contains(string(secret.raw), `token: "t0ken"`) || strings.Contains(string(secret.raw), "username:") {
+		t.Fatalf("token-only Secret:\n%s", secret.raw)
+	}
+	if !strings.Contains(string(b.one(t, "Deployment").raw), "secretName: "+secret.Metadata.Name) {
+		t.Errorf("the controller does not mount the Secret %s", secret.Metadata.Name)
+	}
+}
+
 func TestHelmTemplateMetricsOff(t *testing.T) {
 	b := helmTemplate(t, "--set", "metrics.enabled=false,metrics.serviceMonitor.enabled=true,volumeSnapshotClass.enabled=false")
 	if len(b.ofKind("ServiceMonitor"))+len(b.ofKind("Service"))+len(b.ofKind("VolumeSnapshotClass")) != 0 {
@@ -174,6 +187,7 @@ func TestHelmTemplateRejectsBadValues(t *testing.T) {
 	for _, c := range []struct{ set, msg string }{
 		{"credentials.username=a,credentials.password=b,credentials.existingSecret=c", "not both"},
 		{"credentials.username=a", "credentials.password is required"},
+		{"credentials.token=t,credentials.existingSecret=c", "not both"},
 		{"apiUrl=http://sim:8080/api/2.0/", "allowInsecureHttp"},
 		{"location=,apiUrl=", "set location"},
 		// values.schema.json: typos and missing names fail before rendering.

@@ -41,7 +41,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The Secret holding username/password/token: created by the chart or supplied. */}}
 {{- define "cloudsigma-csi.credentialsSecret" -}}
-{{- if .Values.credentials.username -}}
+{{- if or .Values.credentials.username .Values.credentials.token -}}
 {{- printf "%s-credentials" (include "cloudsigma-csi.fullname" .) -}}
 {{- else -}}
 {{- .Values.credentials.existingSecret | default "cloudsigma-credentials" -}}
@@ -63,8 +63,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Fails rendering on contradictory credential settings. */}}
 {{- define "cloudsigma-csi.validate" -}}
 {{- with .Values.credentials -}}
-{{- if and .username .existingSecret -}}
-{{- fail "credentials: set either existingSecret or username/password, not both" -}}
+{{- if and (or .username .token) .existingSecret -}}
+{{- fail "credentials: set either existingSecret or inline username/password (or token), not both" -}}
 {{- end -}}
 {{- if and .username (not .password) -}}
 {{- fail "credentials.password is required with credentials.username" -}}
