@@ -28,10 +28,10 @@ cleanup() {
 trap cleanup EXIT
 
 srv=5b4a69a3-8e78-4c45-a8ba-8b13f0895e23 # the simulated server this machine is
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sock=$work/csi.sock
-simargs=(--listen "127.0.0.1:$port" --username sanity@example.com --password sanity --local-server "$srv")
-drvargs=(--endpoint "unix://$sock" --mode all --api-url "http://127.0.0.1:$port/api/2.0/" --allow-insecure-http --node-id "$srv")
+# Port 0: the simulator picks a free port and logs its URL.
+simargs=(--listen 127.0.0.1:0 --username sanity@example.com --password sanity --local-server "$srv")
+drvargs=(--endpoint "unix://$sock" --mode all --allow-insecure-http --node-id "$srv")
 sanargs=(--csi.endpoint "unix://$sock" --csi.testvolumesize 1073741824)
 case $mode in
 full)
@@ -48,12 +48,14 @@ esac
 
 "$bin/cloudsigma-sim" "${simargs[@]}" >"$LOGDIR/sim.log" 2>&1 &
 pids+=($!)
+api=
 for _ in $(seq 100); do
-	python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null && break
+	api=$(grep -o 'serving http://[^ ]*' "$LOGDIR/sim.log" | head -1 | cut -d' ' -f2) && [ -n "$api" ] && break
 	sleep 0.1
 done
+[ -n "$api" ] || { echo "the simulator did not start: $LOGDIR/sim.log" >&2; exit 1; }
 CLOUDSIGMA_USERNAME=sanity@example.com CLOUDSIGMA_PASSWORD=sanity \
-	"$bin/cloudsigma-csi-driver" "${drvargs[@]}" >"$LOGDIR/driver.log" 2>&1 &
+	"$bin/cloudsigma-csi-driver" "${drvargs[@]}" --api-url "$api" >"$LOGDIR/driver.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 

@@ -173,21 +173,9 @@ func fits(size int64, r *csi.CapacityRange) bool {
 	return size >= r.GetRequiredBytes() && (r.GetLimitBytes() == 0 || size <= r.GetLimitBytes())
 }
 
-// supportedModes are the access modes a CloudSigma drive can serve: one
-// server at a time, or several for a raw block volume on a drive that
-// allows multimount (see multiNode).
-var supportedModes = []csi.VolumeCapability_AccessMode_Mode{
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
-	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
-	csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER,
-}
-
 // multiNode reports a capability for several servers at once: a drive with
-// allow_multimount, attached to each. Only raw block volumes may ask (the
-// application coordinates the writers, as with shared disks): ext4 and xfs
-// are not cluster filesystems and would be corrupted.
+// allow_multimount, attached to each (params.CheckAccessMode allows it for
+// raw block volumes only).
 func multiNode(caps ...*csi.VolumeCapability) bool {
 	for _, c := range caps {
 		if c.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER {
@@ -222,20 +210,11 @@ func checkCapabilities(caps []*csi.VolumeCapability) error {
 		return err
 	}
 	for _, c := range caps {
-		if !slices.Contains(supportedModes, c.GetAccessMode().GetMode()) {
-			return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server, or to several as a raw block volume (MULTI_NODE_MULTI_WRITER)", c.GetAccessMode().GetMode())
+		if err := params.CheckAccessMode(c); err != nil {
+			return err
 		}
-		if multiNode(c) && c.GetBlock() == nil {
-			return fmt.Errorf("access mode %s needs a raw block volume (volumeMode: Block): ext4 and xfs are not cluster filesystems", c.GetAccessMode().GetMode())
-		}
-		switch {
-		case c.GetBlock() != nil:
-		case c.GetMount() != nil:
-			if _, ok := params.FSType(c.GetMount().GetFsType()); !ok {
-				return fmt.Errorf("filesystem %q is not supported (supported: %s)", c.GetMount().GetFsType(), strings.Join(params.FSTypes, ", "))
-			}
-		default:
-			return fmt.Errorf("access type (mount or block) is required")
+		if _, ok := params.FSType(c.GetMount().GetFsType()); !ok {
+			return fmt.Errorf("filesystem %q is not supported (supported: %s)", c.GetMount().GetFsType(), strings.Join(params.FSTypes, ", "))
 		}
 	}
 	return nil

@@ -19,6 +19,22 @@ import (
 // waiting for a hot-plug like stage does.
 const quickFindTimeout = 2 * time.Second
 
+// findNow finds the volume's device without waiting long for a hot-plug:
+// for calls that look at a volume already staged (stage waited for it).
+func (s *Server) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
+	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
+	defer cancel()
+	dev, err := s.cfg.Finder.Find(fctx, volID, wantSize)
+	if err != nil {
+		return "", 0, err
+	}
+	rdev, err := device.Number(dev)
+	if err != nil {
+		return "", 0, err
+	}
+	return dev, rdev, nil
+}
+
 // NodeGetVolumeHealth (the spec v1.13 successor of VolumeCondition) checks
 // what the node can see: the device is present and proven, and the given
 // staging and publish paths hold its mounts. An empty list means healthy.
@@ -28,13 +44,7 @@ func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 		return nil, toStatus(err)
 	}
 	h := &healthReport{}
-	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
-	defer cancel()
-	dev, findErr := s.cfg.Finder.Find(fctx, volID, 0)
-	var rdev uint64
-	if findErr == nil {
-		rdev, findErr = device.Number(dev)
-	}
+	_, rdev, findErr := s.findNow(ctx, volID, 0)
 	if findErr != nil {
 		reason := "DeviceNotFound"
 		if errors.Is(findErr, device.ErrIdentity) || errors.Is(findErr, device.ErrAmbiguous) || errors.Is(findErr, device.ErrSize) {

@@ -77,22 +77,6 @@ func (s *Server) volumeUsage(ctx context.Context, volID, path string) ([]*csi.Vo
 	return nil, failf(errNotFound, "%s is neither a mounted directory nor a block device", path)
 }
 
-// findNow finds the volume's device without waiting long for a hot-plug:
-// for calls that look at a volume already staged (stage waited for it).
-func (s *Server) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
-	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
-	defer cancel()
-	dev, err := s.cfg.Finder.Find(fctx, volID, wantSize)
-	if err != nil {
-		return "", 0, err
-	}
-	rdev, err := device.Number(dev)
-	if err != nil {
-		return "", 0, err
-	}
-	return dev, rdev, nil
-}
-
 // pathError: a missing path is NotFound; a corrupted mount (its device or
 // server gone) cannot serve the volume either.
 func pathError(path string, err error) error {

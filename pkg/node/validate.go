@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -12,9 +13,8 @@ import (
 const defaultFSType = "ext4"
 
 // checkCapability validates a volume capability for this node, with the
-// controller's rules: a drive attaches to one server, or to several as a raw
-// block volume (MULTI_NODE_MULTI_WRITER on a multimount drive: ext4 and xfs
-// are not cluster filesystems). Anything else is refused with unsupported,
+// controller's access mode rule (params.CheckAccessMode). A mode the driver
+// does not serve is refused with unsupported,
 // the kind each RPC's error table names for "Exceeds capabilities"
 // (FAILED_PRECONDITION for stage and publish, INVALID_ARGUMENT for
 // NodeExpandVolume).
@@ -25,23 +25,12 @@ func checkCapability(vc *csi.VolumeCapability, unsupported error) error {
 	if vc.GetBlock() == nil && vc.GetMount() == nil {
 		return failf(errInvalid, "volume capability has neither block nor mount access type")
 	}
-	switch mode := vc.GetAccessMode().GetMode(); mode {
-	case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
-		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
-		return nil
-	case csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
-		if vc.GetBlock() != nil {
-			return nil
-		}
-		return failf(unsupported, "access mode %s needs a raw block volume: ext4 and xfs are not cluster filesystems", mode)
-	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
-		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER:
-		return failf(unsupported, "access mode %s is not supported: a drive attaches to one server, or to several as a raw block volume", mode)
-	default:
-		return failf(errInvalid, "access mode missing or unknown (%s)", mode)
+	if err := params.CheckAccessMode(vc); errors.Is(err, params.ErrUnknownAccessMode) {
+		return failf(errInvalid, "%v", err)
+	} else if err != nil {
+		return failf(unsupported, "%v", err)
 	}
+	return nil
 }
 
 // readOnlyMode reports access modes that must never be written.

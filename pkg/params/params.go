@@ -4,8 +4,12 @@
 package params
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
 )
 
 const (
@@ -36,4 +40,33 @@ var FSTypes = []string{"ext4", "xfs", "ext3"}
 func FSType(name string) (string, bool) {
 	fs := strings.ToLower(strings.TrimSpace(name))
 	return fs, fs == "" || slices.Contains(FSTypes, fs)
+}
+
+// ErrUnknownAccessMode: the capability names no access mode this spec
+// version knows (a malformed request rather than an unsupported one).
+var ErrUnknownAccessMode = errors.New("access mode missing or unknown")
+
+// CheckAccessMode says why a capability's access mode cannot be served, or
+// nil. A drive attaches to one server at a time; only a raw block volume may
+// be MULTI_NODE_MULTI_WRITER (a multimount drive attached to several
+// servers, the application coordinating the writers): ext4 and xfs are not
+// cluster filesystems. The controller and the node both apply this rule.
+func CheckAccessMode(vc *csi.VolumeCapability) error {
+	switch mode := vc.GetAccessMode().GetMode(); mode {
+	case csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+		csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:
+		return nil
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:
+		if vc.GetBlock() != nil {
+			return nil
+		}
+		return fmt.Errorf("access mode %s needs a raw block volume (volumeMode: Block): ext4 and xfs are not cluster filesystems", mode)
+	case csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY,
+		csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER:
+		return fmt.Errorf("access mode %s is not supported: a CloudSigma drive attaches to one server, or to several as a raw block volume (MULTI_NODE_MULTI_WRITER)", mode)
+	default:
+		return fmt.Errorf("%w (%s)", ErrUnknownAccessMode, mode)
+	}
 }
