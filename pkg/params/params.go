@@ -1,6 +1,7 @@
-// Package params names the strings the controller and node plugins agree on:
-// publish_context keys, the topology key and StorageClass parameters. Both
-// sides import it so the contract between them lives in one file.
+// Package params is what the controller and node plugins agree on:
+// publish_context keys, the topology key, StorageClass parameters, the
+// supported filesystems and access modes. Both sides import it so the
+// contract between them lives in one file.
 package params
 
 import (
