@@ -16,10 +16,10 @@ import (
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
-	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/metrics"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 type config struct {
@@ -30,7 +30,7 @@ type config struct {
 	nodeID, clusterID           string
 	byIDDir, sysDir, contextDev string
 	maxVolumes                  int
-	channels                    attach.Channels
+	channels                    virtio.Channels
 	metricsAddress              string
 	showVersion                 bool
 }
@@ -50,8 +50,8 @@ func main() {
 	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes (node mode)")
 	fs.StringVar(&cfg.contextDev, "server-context-device", "/dev/ttyS1", "serial device of the CloudSigma server context (node mode)")
 	fs.IntVar(&cfg.maxVolumes, "max-volumes-per-node", 0, "volumes a node may attach (default: virtio channels minus one for the boot drive)")
-	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", attach.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
-	fs.IntVar(&cfg.channels.Units, "virtio-units", attach.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
+	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", virtio.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
+	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
 	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics and /healthz, e.g. :9809 (default: off)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func main() {
 
 type options struct {
 	listen string
-	cfg    sim.Config
+	cfg    cloudsim.Config
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, onListen func(add
 		return err
 	}
 	logger := log.New(logOut, "cloudsigma-sim: ", log.LstdFlags|log.Lmicroseconds)
-	s, err := sim.New(o.cfg)
+	s, err := cloudsim.New(o.cfg)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // rtt is the modelled network round trip to the API per request.
@@ -24,7 +25,7 @@ const rtt = 5 * time.Millisecond
 // coalesces them into few server PUTs. It reports both wall times, the
 // speedup ratio and PUTs per attach.
 func BenchmarkAttach16(b *testing.B) {
-	s, err := sim.New(sim.Config{Username: "u@example.com", Password: "pw"})
+	s, err := cloudsim.New(cloudsim.Config{Username: "u@example.com", Password: "pw"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func BenchmarkAttach16(b *testing.B) {
 	var sequential, coalesced time.Duration
 	var puts int
 	for i := 0; i < b.N; i++ {
-		q := attach.NewQueue(c, attach.DefaultChannels)
+		q := attach.NewQueue(c, virtio.DefaultChannels)
 		start := time.Now()
 		for _, d := range drives {
 			if _, err := q.Attach(ctx, server, d); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"k8s.io/klog/v2"
 )
 
@@ -30,7 +31,7 @@ var ErrNoFreeChannel = errors.New("no free virtio device channel on the server")
 // Queue coalesces drive list changes per server.
 type Queue struct {
 	api      ServerAPI
-	channels Channels
+	channels virtio.Channels
 	// Retries is how many times a batch is re-read and re-written after a
 	// concurrency conflict (503) before its requests fail.
 	Retries int
@@ -41,7 +42,7 @@ type Queue struct {
 }
 
 // NewQueue returns a queue allocating from channels.
-func NewQueue(api ServerAPI, channels Channels) *Queue {
+func NewQueue(api ServerAPI, channels virtio.Channels) *Queue {
 	return &Queue{api: api, channels: channels, Retries: 8,
 		pending: map[string][]*op{}, running: map[string]bool{}}
 }
@@ -170,7 +171,7 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 	used := map[string]bool{}
 	data := 0 // drives that are not boot drives: what the attach limit counts
 	for _, d := range drives {
-		used[normalize(d.DevChannel)] = true
+		used[virtio.Normalize(d.DevChannel)] = true
 		if d.BootOrder == nil {
 			data++
 		}
@@ -181,14 +182,14 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 		idx := indexOf(drives, o.drive)
 		switch {
 		case o.attach && idx >= 0:
-			results[o] = result{channel: normalize(drives[idx].DevChannel)}
+			results[o] = result{channel: virtio.Normalize(drives[idx].DevChannel)}
 		case o.attach && data >= q.channels.MaxVolumes():
 			// The node advertises MaxVolumes; honouring it here keeps the
 			// scheduler's view true even on a server without a boot drive.
 			results[o] = result{err: fmt.Errorf("%w: attach limit of %d data drives reached", ErrNoFreeChannel, q.channels.MaxVolumes())}
 			continue
 		case o.attach:
-			ch, ok := q.channels.free(used)
+			ch, ok := q.channels.Free(used)
 			if !ok {
 				results[o] = result{err: fmt.Errorf("%w (%d channels in use)", ErrNoFreeChannel, len(used))}
 				continue

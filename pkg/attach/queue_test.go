@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // fakeServers is a unit-test double: one server whose drives list can be
@@ -48,7 +49,7 @@ func (f *fakeServers) UpdateServerDrives(ctx context.Context, s *cloudsigma.Serv
 
 func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
 	f := &fakeServers{drives: []cloudsigma.ServerDrive{{DevChannel: "0:0", Device: "virtio", Drive: cloudsigma.Ref{UUID: "boot"}}}}
-	q := NewQueue(f, Channels{Controllers: 3, Units: 6})
+	q := NewQueue(f, virtio.Channels{Controllers: 3, Units: 6})
 	var wg sync.WaitGroup
 	chans := make([]string, 16)
 	for i := range chans {
@@ -80,7 +81,7 @@ func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
 
 func TestAttachIsIdempotentAndDetachOfAbsentDriveIsNoop(t *testing.T) {
 	f := &fakeServers{}
-	q := NewQueue(f, DefaultChannels)
+	q := NewQueue(f, virtio.DefaultChannels)
 	a, err := q.Attach(context.Background(), "srv", "d1")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestAttachIsIdempotentAndDetachOfAbsentDriveIsNoop(t *testing.T) {
 
 func TestConflictsAreRetriedAndBadRequestsIsolated(t *testing.T) {
 	f := &fakeServers{conflicts: 2, reject: "bad"}
-	q := NewQueue(f, DefaultChannels)
+	q := NewQueue(f, virtio.DefaultChannels)
 	var wg sync.WaitGroup
 	errs := map[string]error{}
 	var mu sync.Mutex
@@ -127,7 +128,7 @@ func TestConflictsAreRetriedAndBadRequestsIsolated(t *testing.T) {
 func TestNoFreeChannel(t *testing.T) {
 	boot := 1
 	f := &fakeServers{drives: []cloudsigma.ServerDrive{{Drive: cloudsigma.Ref{UUID: "boot"}, DevChannel: "0:0", Device: "virtio", BootOrder: &boot}}}
-	q := NewQueue(f, Channels{Controllers: 1, Units: 2})
+	q := NewQueue(f, virtio.Channels{Controllers: 1, Units: 2})
 	if ch, err := q.Attach(context.Background(), "srv", "a"); err != nil || ch != "0:1" {
 		t.Fatalf("first data attach: %q, %v", ch, err)
 	}
@@ -140,7 +141,7 @@ func TestNoFreeChannel(t *testing.T) {
 // drives) still holds, though a channel is free.
 func TestAttachLimitWithoutBootDrive(t *testing.T) {
 	f := &fakeServers{}
-	q := NewQueue(f, Channels{Controllers: 1, Units: 3})
+	q := NewQueue(f, virtio.Channels{Controllers: 1, Units: 3})
 	for _, d := range []string{"a", "b"} {
 		if _, err := q.Attach(context.Background(), "srv", d); err != nil {
 			t.Fatal(err)
@@ -155,13 +156,13 @@ func TestAttachLimitWithoutBootDrive(t *testing.T) {
 }
 
 func TestChannelsValidateAndNormalize(t *testing.T) {
-	if err := (Channels{Controllers: 1, Units: 7}).Validate(); err == nil {
+	if err := (virtio.Channels{Controllers: 1, Units: 7}).Validate(); err == nil {
 		t.Fatal("7 units per controller accepted")
 	}
-	if got := normalize(" 01:2"); got != "1:2" {
+	if got := virtio.Normalize(" 01:2"); got != "1:2" {
 		t.Fatalf("normalize: %q", got)
 	}
-	if DefaultChannels.MaxVolumes() != DefaultChannels.Capacity()-1 {
+	if virtio.DefaultChannels.MaxVolumes() != virtio.DefaultChannels.Capacity()-1 {
 		t.Fatal("MaxVolumes must leave one channel for the boot drive")
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 func TestDriveLifecycle(t *testing.T) {
@@ -285,9 +285,9 @@ func TestCapabilities(t *testing.T) {
 func TestUploadDownloadImage(t *testing.T) {
 	t.Parallel()
 	const size = 4 << 20 // a multiple of the 64 KiB size granule
-	e := newSimEnv(t, func(c *sim.Config) {
-		caps := sim.DefaultCapabilities()
-		caps.Drives["dssd"] = sim.SizeLimits{Min: 1 << 20, Max: caps.Drives["dssd"].Max}
+	e := newSimEnv(t, func(c *cloudsim.Config) {
+		caps := cloudsim.DefaultCapabilities()
+		caps.Drives["dssd"] = cloudsim.SizeLimits{Min: 1 << 20, Max: caps.Drives["dssd"].Max}
 		c.Capabilities = caps
 	}, nil)
 	ctx := ctxT(t)
@@ -332,7 +332,7 @@ func TestUploadDownloadImage(t *testing.T) {
 
 func TestListPagination(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	for i := range 45 {
 		if _, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: fmt.Sprintf("page-%02d", i), Size: gib}); err != nil {
@@ -378,7 +378,7 @@ func TestListPagination(t *testing.T) {
 
 func TestListFilters(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	ids := map[string]string{}
 	for _, name := range []string{"alpha", "beta", "gamma", "pvc,with,commas", "pvc", "with", `dir\`, `C:\data`} {
@@ -429,7 +429,7 @@ func TestListFilters(t *testing.T) {
 // sent as is.
 func TestFilterBackslashEscaping(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	if _, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: `C:\data`, Size: gib}); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 func TestLocationURL(t *testing.T) {
@@ -137,7 +137,7 @@ func TestRoutingAndAuthHeaders(t *testing.T) {
 
 func TestTokenAuthAgainstSimulator(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Token = "sim-token" }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Token = "sim-token" }, nil)
 	tok := e.client(func(c *cloudsigma.Config) { c.Username, c.Password, c.Token = "", "", "sim-token" })
 	if _, err := tok.GetCapabilities(ctxT(t)); err != nil {
 		t.Fatalf("bearer token refused: %v", err)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 // helpers maps each Is* helper to the one status it must recognize.
@@ -90,7 +90,7 @@ func TestErrorTypes(t *testing.T) {
 		}
 	})
 	t.Run("503 concurrency fault exhausts retries", func(t *testing.T) {
-		e.sim.InjectFault(sim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable})
 		defer e.sim.ClearFaults()
 		e.sim.ResetCalls()
 		_, err := e.c.GetCapabilities(ctx)
@@ -101,7 +101,7 @@ func TestErrorTypes(t *testing.T) {
 		}
 	})
 	t.Run("402 payment fault", func(t *testing.T) {
-		e.sim.InjectFault(sim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusPaymentRequired})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusPaymentRequired})
 		defer e.sim.ClearFaults()
 		e.sim.ResetCalls()
 		_, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "unpaid", Size: gib})
@@ -112,7 +112,7 @@ func TestErrorTypes(t *testing.T) {
 		}
 	})
 	t.Run("429 is retried and is not a permission error", func(t *testing.T) {
-		rl := newSimEnv(t, func(c *sim.Config) { c.EnforceRateLimits, c.RateLimitPerMinute = true, 2 }, nil)
+		rl := newSimEnv(t, func(c *cloudsim.Config) { c.EnforceRateLimits, c.RateLimitPerMinute = true, 2 }, nil)
 		var err error
 		for range 3 {
 			if _, err = rl.c.GetCapabilities(ctx); err != nil {
@@ -129,13 +129,13 @@ func TestErrorTypes(t *testing.T) {
 
 func TestRetries(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	countDrives := func() int { return len(e.sim.Drives()) }
 
 	t.Run("GET retried through two 503s", func(t *testing.T) {
 		e.sim.ResetCalls()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable, Count: 2})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable, Count: 2})
 		if _, err := e.c.GetCapabilities(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -146,20 +146,20 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("GET retried after a reset connection", func(t *testing.T) {
 		e.sim.ResetCalls()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", ResetConn: true, Count: 1})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", ResetConn: true, Count: 1})
 		if _, err := e.c.GetCapabilities(ctx); err != nil {
 			t.Fatal(err)
 		}
 		calls := e.settledCalls(http.MethodGet, "/capabilities/", 2)
-		if len(calls) != 2 || !slices.ContainsFunc(calls, func(c sim.Call) bool { return c.Status == 0 }) ||
-			!slices.ContainsFunc(calls, func(c sim.Call) bool { return c.Status == 200 }) {
+		if len(calls) != 2 || !slices.ContainsFunc(calls, func(c cloudsim.Call) bool { return c.Status == 0 }) ||
+			!slices.ContainsFunc(calls, func(c cloudsim.Call) bool { return c.Status == 200 }) {
 			t.Fatalf("calls %+v, want one reset and one success", calls)
 		}
 	})
 	t.Run("POST not repeated after a reset connection", func(t *testing.T) {
 		e.sim.ResetCalls()
 		before := countDrives()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", ResetConn: true, Count: 5})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", ResetConn: true, Count: 5})
 		defer e.sim.ClearFaults()
 		_, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "lost-answer", Size: gib})
 		if err == nil {
@@ -178,7 +178,7 @@ func TestRetries(t *testing.T) {
 	t.Run("POST retried after an explicit concurrency rejection", func(t *testing.T) {
 		e.sim.ResetCalls()
 		before := countDrives()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusServiceUnavailable, Count: 1})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusServiceUnavailable, Count: 1})
 		d, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "second-try", Size: gib})
 		if err != nil {
 			t.Fatal(err)
@@ -203,7 +203,7 @@ func TestRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.sim.ResetCalls()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodPut, PathPrefix: "/servers/", Status: http.StatusServiceUnavailable, Count: 1})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPut, PathPrefix: "/servers/", Status: http.StatusServiceUnavailable, Count: 1})
 		defer e.sim.ClearFaults()
 		_, err = e.c.UpdateServerDrives(ctx, srv, []cloudsigma.ServerDrive{{DevChannel: "0:0", Device: "virtio", Drive: cloudsigma.Ref{UUID: d.UUID}}})
 		if !cloudsigma.IsConcurrency(err) {
@@ -215,7 +215,7 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("context cancellation stops the retry loop", func(t *testing.T) {
 		e.sim.ResetCalls()
-		e.sim.InjectFault(sim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable})
+		e.sim.InjectFault(cloudsim.Fault{Method: http.MethodGet, PathPrefix: "/capabilities/", Status: http.StatusServiceUnavailable})
 		defer e.sim.ClearFaults()
 		slow := e.client(func(c *cloudsigma.Config) {
 			c.Retry = cloudsigma.Retry{MaxAttempts: 100, BaseDelay: 400 * time.Millisecond, MaxDelay: 2 * time.Second}
@@ -238,7 +238,7 @@ func TestRetries(t *testing.T) {
 
 func TestDeleteRateLimit(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, func(c *cloudsigma.Config) { c.DeletesPerMinute = 60 })
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, func(c *cloudsigma.Config) { c.DeletesPerMinute = 60 })
 	ctx := ctxT(t)
 	var ids []string
 	for range 3 {
@@ -288,7 +288,7 @@ func TestDeleteRateLimit(t *testing.T) {
 
 func TestWaitDrive(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{Create: time.Hour} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{Create: time.Hour} }, nil)
 	ctx := ctxT(t)
 
 	t.Run("times out while creating", func(t *testing.T) {

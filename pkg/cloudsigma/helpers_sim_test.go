@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 const (
@@ -27,18 +27,18 @@ var fastRetry = cloudsigma.Retry{MaxAttempts: 4, BaseDelay: 5 * time.Millisecond
 // simEnv is a simulator behind a real HTTP server and a client talking to it.
 type simEnv struct {
 	t   *testing.T
-	sim *sim.Sim
+	sim *cloudsim.Sim
 	srv *httptest.Server
 	c   *cloudsigma.Client
 }
 
 // newSimEnv starts a simulator (short delays unless simCfg changes them)
 // and a client for it (fast retries unless cliCfg changes them).
-func newSimEnv(t *testing.T, simCfg func(*sim.Config), cliCfg func(*cloudsigma.Config)) *simEnv {
+func newSimEnv(t *testing.T, simCfg func(*cloudsim.Config), cliCfg func(*cloudsigma.Config)) *simEnv {
 	t.Helper()
-	sc := sim.Config{
+	sc := cloudsim.Config{
 		Username: testUser, Password: testPassword, DataDir: t.TempDir(),
-		Delays: sim.Delays{
+		Delays: cloudsim.Delays{
 			Create: 20 * time.Millisecond, Clone: 40 * time.Millisecond, Resize: 20 * time.Millisecond,
 			Snapshot: 20 * time.Millisecond, Delete: 10 * time.Millisecond, Detach: 20 * time.Millisecond,
 		},
@@ -46,15 +46,15 @@ func newSimEnv(t *testing.T, simCfg func(*sim.Config), cliCfg func(*cloudsigma.C
 	if simCfg != nil {
 		simCfg(&sc)
 	}
-	s, err := sim.New(sc)
+	s, err := cloudsim.New(sc)
 	if err != nil {
-		t.Fatalf("sim.New: %v", err)
+		t.Fatalf("cloudsim.New: %v", err)
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		if err := s.Close(); err != nil {
-			t.Errorf("sim.Close: %v", err)
+			t.Errorf("cloudsim.Close: %v", err)
 		}
 	})
 	e := &simEnv{t: t, sim: s, srv: srv}
@@ -106,8 +106,8 @@ func (e *simEnv) readyDrive(name string, size int64) *cloudsigma.Drive {
 
 // calls returns the logged calls with this method whose path ends with
 // suffix (below /api/2.0/).
-func (e *simEnv) calls(method, suffix string) []sim.Call {
-	var out []sim.Call
+func (e *simEnv) calls(method, suffix string) []cloudsim.Call {
+	var out []cloudsim.Call
 	for _, c := range e.sim.Calls() {
 		if c.Method == method && strings.HasSuffix(c.Path, suffix) {
 			out = append(out, c)
@@ -120,7 +120,7 @@ func (e *simEnv) calls(method, suffix string) []sim.Call {
 // and nothing more arrived for a short while: the simulator logs a call
 // whose connection it reset only after closing it, so the client may have
 // moved on before the entry appears.
-func (e *simEnv) settledCalls(method, suffix string, want int) []sim.Call {
+func (e *simEnv) settledCalls(method, suffix string, want int) []cloudsim.Call {
 	deadline := time.Now().Add(2 * time.Second)
 	for len(e.calls(method, suffix)) < want && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -167,7 +167,7 @@ func sameJSON(t *testing.T, a, b any) bool {
 	return reflect.DeepEqual(asGeneric(t, a), asGeneric(t, b))
 }
 
-func query(t *testing.T, c sim.Call) url.Values {
+func query(t *testing.T, c cloudsim.Call) url.Values {
 	t.Helper()
 	q, err := url.ParseQuery(c.Query)
 	if err != nil {

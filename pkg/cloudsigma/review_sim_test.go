@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 )
 
 // TestAvoidIsAQueryParameter: avoid is the GET parameter of create and
@@ -91,7 +91,7 @@ func TestInvalidIDsNeverReachTheAPI(t *testing.T) {
 // value would silently match something else, so the client refuses.
 func TestFilterRefusesInexpressibleValues(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	for _, name := range []string{`a\,b`, `a\`, "b"} {
 		if _, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: name, Size: gib}); err != nil {
@@ -149,7 +149,7 @@ func capLimit(h http.Handler, max int, dropMeta bool) http.Handler {
 // back short or empty.
 func TestListFollowsTotalCountPastShortPages(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
 	for i := range 25 {
 		if _, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "cap-" + strconv.Itoa(i), Size: gib}); err != nil {
@@ -202,9 +202,9 @@ func (s *slowReader) Read(p []byte) (int, error) {
 }
 
 func uploadEnv(t *testing.T, cli func(*cloudsigma.Config)) *simEnv {
-	return newSimEnv(t, func(c *sim.Config) {
-		caps := sim.DefaultCapabilities()
-		caps.Drives["dssd"] = sim.SizeLimits{Min: 1 << 20, Max: caps.Drives["dssd"].Max}
+	return newSimEnv(t, func(c *cloudsim.Config) {
+		caps := cloudsim.DefaultCapabilities()
+		caps.Drives["dssd"] = cloudsim.SizeLimits{Min: 1 << 20, Max: caps.Drives["dssd"].Max}
 		c.Capabilities = caps
 	}, cli)
 }
@@ -249,7 +249,7 @@ func TestImageTransfersOutliveTheAPITimeout(t *testing.T) {
 		t.Error("downloaded image differs")
 	}
 	// API calls keep their timeout.
-	e.sim.InjectFault(sim.Fault{PathPrefix: "/capabilities/", Latency: time.Second})
+	e.sim.InjectFault(cloudsim.Fault{PathPrefix: "/capabilities/", Latency: time.Second})
 	if _, err := e.c.GetCapabilities(ctx); err == nil {
 		t.Error("an API call outlived its 300ms timeout")
 	}
@@ -364,9 +364,9 @@ func TestRateLimiterWaitIsAContextError(t *testing.T) {
 // create is repeated; a read-modify-write is not.
 func TestPOSTRetriedAfter429(t *testing.T) {
 	t.Parallel()
-	e := newSimEnv(t, func(c *sim.Config) { c.Delays = sim.Delays{} }, nil)
+	e := newSimEnv(t, func(c *cloudsim.Config) { c.Delays = cloudsim.Delays{} }, nil)
 	ctx := ctxT(t)
-	e.sim.InjectFault(sim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusTooManyRequests, Count: 1})
+	e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusTooManyRequests, Count: 1})
 	if _, err := e.c.CreateDrive(ctx, cloudsigma.DriveCreate{Name: "after-429", Size: gib}); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestPOSTRetriedAfter429(t *testing.T) {
 		t.Fatalf("ListDrives: %v, %v", d, err)
 	}
 	e.sim.ResetCalls()
-	e.sim.InjectFault(sim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusTooManyRequests, Count: 1})
+	e.sim.InjectFault(cloudsim.Fault{Method: http.MethodPost, PathPrefix: "/drives/", Status: http.StatusTooManyRequests, Count: 1})
 	if _, err := e.c.ResizeDrive(ctx, &d[0], 2*gib); err == nil {
 		t.Error("resize succeeded through a 429")
 	}

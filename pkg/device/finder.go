@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"k8s.io/klog/v2"
 )
@@ -140,7 +141,7 @@ func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error
 			return "", linkErr
 		}
 		return "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
-			ErrNotFound, link, f.sysBlock(""), Serial(driveUUID))
+			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID))
 	case 1:
 		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize)
 		if err != nil {

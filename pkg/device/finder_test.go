@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 )
@@ -70,7 +71,7 @@ func (tr *tree) disk(t *testing.T, name string, size int64, attrs map[string]str
 
 func (tr *tree) link(t *testing.T, driveUUID, target string) {
 	t.Helper()
-	if err := os.Symlink(target, filepath.Join(tr.by, ByIDName(driveUUID))); err != nil {
+	if err := os.Symlink(target, filepath.Join(tr.by, virtio.ByIDName(driveUUID))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,14 +99,14 @@ func TestVirtioFinder(t *testing.T) {
 	}{{
 		name: "link to the right serial",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantSize: gib, wantDev: "vdb", wantLink: "vdb",
 	}, {
 		name: "serial padded with NULs and newline",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id) + "\x00\x00\n"})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id) + "\x00\x00\n"})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantDev: "vdb",
@@ -113,42 +114,42 @@ func TestVirtioFinder(t *testing.T) {
 		name: "missing link repaired from sysfs scan",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
-			tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
 		},
 		wantSize: gib, wantDev: "vdc", wantLink: "vdc",
 	}, {
 		name: "wrong serial behind the link is refused",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(other)})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
-		wantErr: ErrIdentity, errHas: []string{"vdb", Serial(other)}, wantLink: "vdb",
+		wantErr: ErrIdentity, errHas: []string{"vdb", virtio.Serial(other)}, wantLink: "vdb",
 	}, {
 		name: "stale link replaced by the proven device",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(other)})
-			tr.disk(t, "vdd", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
+			tr.disk(t, "vdd", gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantDev: "vdd", wantLink: "vdd",
 	}, {
 		name: "two candidates refused naming both",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
-			tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
 		},
 		wantErr: ErrAmbiguous, errHas: []string{"vdb", "vdc"},
 	}, {
 		name: "link to a smaller device refused",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib/2, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdb", gib/2, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantSize: gib, wantErr: ErrSize, errHas: []string{"536870912"},
 	}, {
 		name: "larger device accepted (grown offline)",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", 2*gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vdb", 2*gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantSize: gib, wantDev: "vdb",
@@ -172,7 +173,7 @@ func TestVirtioFinder(t *testing.T) {
 	}, {
 		name: "stale node with another device number refused",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id), "dev": "252:16\n"})
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id), "dev": "252:16\n"})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
 		wantErr: ErrIdentity, errHas: []string{"252:16"},
@@ -192,7 +193,7 @@ func TestVirtioFinder(t *testing.T) {
 	}, {
 		name: "loop backed by a file sharing only the serial prefix refused",
 		setup: func(t *testing.T, tr *tree, id string) {
-			tr.disk(t, "loop4", gib, map[string]string{"loop/backing_file": "/sim/" + Serial(id) + "ffff-ffffffffffff.img"})
+			tr.disk(t, "loop4", gib, map[string]string{"loop/backing_file": "/sim/" + virtio.Serial(id) + "ffff-ffffffffffff.img"})
 		},
 		wantErr: ErrNotFound,
 	}, {
@@ -215,7 +216,7 @@ func TestVirtioFinder(t *testing.T) {
 					t.Errorf("Find returned device %q together with an error", dev)
 				}
 				for _, s := range tc.errHas {
-					s = strings.ReplaceAll(s, "{serial}", Serial(id))
+					s = strings.ReplaceAll(s, "{serial}", virtio.Serial(id))
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not mention %q", err, s)
 					}
@@ -224,7 +225,7 @@ func TestVirtioFinder(t *testing.T) {
 				t.Fatalf("Find = %q, %v; want %s", dev, err, filepath.Join(tr.dev, tc.wantDev))
 			}
 			if tc.wantLink != "" {
-				target, err := filepath.EvalSymlinks(filepath.Join(tr.by, ByIDName(id)))
+				target, err := filepath.EvalSymlinks(filepath.Join(tr.by, virtio.ByIDName(id)))
 				if err != nil || target != filepath.Join(tr.dev, tc.wantLink) {
 					t.Errorf("by-id link -> %q, %v; want %s", target, err, tc.wantLink)
 				}
@@ -241,7 +242,7 @@ func TestVirtioFinderDeviceAppearsLate(t *testing.T) {
 	var triggers atomic.Int32
 	f := tr.finder(func(context.Context) error {
 		if triggers.Add(1) == 3 {
-			tr.disk(t, "vde", gib, map[string]string{"serial": Serial(id)})
+			tr.disk(t, "vde", gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vde"))
 		}
 		return nil
@@ -274,8 +275,8 @@ func TestVirtioFinderStops(t *testing.T) {
 	}
 
 	id := uuid.NewString()
-	tr.disk(t, "vdb", gib, map[string]string{"serial": Serial(id)})
-	tr.disk(t, "vdc", gib, map[string]string{"serial": Serial(id)})
+	tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
+	tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
 	var triggers atomic.Int32
 	f.Trigger = func(context.Context) error { triggers.Add(1); return nil }
 	if _, err := f.Find(context.Background(), id, 0); !errors.Is(err, ErrAmbiguous) {

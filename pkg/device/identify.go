@@ -8,11 +8,12 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"golang.org/x/sys/unix"
 )
 
 func (f *VirtioFinder) linkPath(driveUUID string) string {
-	return filepath.Join(or(f.ByIDDir, DefaultByIDDir), ByIDName(driveUUID))
+	return filepath.Join(or(f.ByIDDir, DefaultByIDDir), virtio.ByIDName(driveUUID))
 }
 
 func (f *VirtioFinder) sysBlock(name string) string {
@@ -75,10 +76,10 @@ func (f *VirtioFinder) identify(name, driveUUID string) error {
 	sys := f.sysBlock(name)
 	serial, err := readSysfs(filepath.Join(sys, "serial"))
 	if err == nil && serial != "" {
-		if strings.EqualFold(serial, Serial(driveUUID)) {
+		if strings.EqualFold(serial, virtio.Serial(driveUUID)) {
 			return nil
 		}
-		return fmt.Errorf("%w: %s has serial %q, drive %s needs %q", ErrIdentity, name, serial, driveUUID, Serial(driveUUID))
+		return fmt.Errorf("%w: %s has serial %q, drive %s needs %q", ErrIdentity, name, serial, driveUUID, virtio.Serial(driveUUID))
 	}
 	backing, err := readSysfs(filepath.Join(sys, "loop", "backing_file"))
 	if err == nil && backing != "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 const mib = int64(1) << 20
@@ -88,7 +89,7 @@ func TestVirtioFinderRealVirtioSerial(t *testing.T) {
 	}
 	byID := t.TempDir()
 	id := "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-	if err := os.Symlink("/dev/vda", filepath.Join(byID, device.ByIDName(id))); err != nil {
+	if err := os.Symlink("/dev/vda", filepath.Join(byID, virtio.ByIDName(id))); err != nil {
 		t.Fatal(err)
 	}
 	_, err = realFinder(byID).Find(context.Background(), id, 0)

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/params"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // controller is the CSI controller service: CSI calls in, CloudSigma API
@@ -33,7 +34,7 @@ type controller struct {
 	tagMu    sync.Mutex        // one lookup-or-create at a time: no duplicate tags
 }
 
-func newController(cloud Cloud, channels attach.Channels, clusterID, location string, wait cloudsigma.WaitOptions) *controller {
+func newController(cloud Cloud, channels virtio.Channels, clusterID, location string, wait cloudsigma.WaitOptions) *controller {
 	return &controller{
 		cloud: cloud, queue: attach.NewQueue(cloud, channels), locks: newInFlight(),
 		clusterID: clusterID, location: location, wait: wait, tagUUIDs: map[string]string{},

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
-	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // Options configure a Driver. A controller needs Cloud; a node needs Node.
@@ -38,7 +38,7 @@ type Options struct {
 
 	ClusterID string // tags the drives this cluster owns
 	Location  string // value of the topology key
-	Channels  attach.Channels
+	Channels  virtio.Channels
 	Wait      cloudsigma.WaitOptions
 
 	// Interceptors run around every call (metrics).
@@ -69,8 +69,8 @@ func New(opts Options) (*Driver, error) {
 	if opts.ClusterID == "" {
 		opts.ClusterID = "default"
 	}
-	if opts.Channels == (attach.Channels{}) {
-		opts.Channels = attach.DefaultChannels
+	if opts.Channels == (virtio.Channels{}) {
+		opts.Channels = virtio.DefaultChannels
 	}
 	if err := opts.Channels.Validate(); err != nil {
 		return nil, err

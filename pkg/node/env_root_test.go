@@ -20,13 +20,13 @@ import (
 )
 
 // env is one emulated node: a temp dir holding by-id links, backing files,
-// staging and target paths, and a Server using the real mounter, mkfs and
+// staging and target paths, and a Service using the real mounter, mkfs and
 // resize tools on real loop devices.
 type env struct {
 	t    *testing.T
 	dir  string
 	byID string
-	srv  *Server
+	srv  *Service
 	ctx  context.Context
 }
 

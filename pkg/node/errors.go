@@ -10,6 +10,7 @@ import (
 	mount "k8s.io/mount-utils"
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 )
 
 // Kinds of local failure. Code below wraps one of them (failf) or returns a
@@ -19,7 +20,6 @@ var (
 	errNotFound     = errors.New("not found")
 	errPrecondition = errors.New("failed precondition")
 	errConflict     = errors.New("conflicts with the existing mount")
-	errBusy         = errors.New("another operation on this volume is in progress")
 	errUnavailable  = errors.New("not ready")
 	errOutOfRange   = errors.New("capacity out of range")
 )
@@ -32,7 +32,7 @@ var codeOf = []struct {
 	{errNotFound, codes.NotFound},
 	{errPrecondition, codes.FailedPrecondition},
 	{errConflict, codes.AlreadyExists},
-	{errBusy, codes.Aborted},
+	{inflight.ErrBusy, codes.Aborted},
 	{errUnavailable, codes.Unavailable},
 	{errOutOfRange, codes.OutOfRange},
 	// The kubelet retries all of these with backoff: a drive that is not

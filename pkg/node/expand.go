@@ -8,12 +8,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 )
 
 // NodeExpandVolume grows the filesystem online to the size of its (already
 // grown) device: resize2fs for ext3/4, xfs_growfs for xfs. Raw block needs
 // nothing; the new size is reported either way.
-func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+func (s *Service) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	size, err := s.expand(ctx, req)
 	if err != nil {
 		return nil, toStatus(err)
@@ -21,7 +22,7 @@ func (s *Server) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 }
 
-func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (int64, error) {
+func (s *Service) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (int64, error) {
 	volID, path := req.GetVolumeId(), req.GetVolumePath()
 	if err := required("volume id", volID, "volume path", path); err != nil {
 		return 0, err
@@ -39,7 +40,7 @@ func (s *Server) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) (
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, pathError(path, err)
 	}
-	unlock, err := s.locks.tryLock(volID)
+	unlock, err := s.locks.Acquire(inflight.Volume(volID))
 	if err != nil {
 		return 0, err
 	}

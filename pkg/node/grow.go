@@ -12,7 +12,7 @@ import (
 
 // grow extends a mounted filesystem to its device; a no-op when it already
 // fills it.
-func (s *Server) grow(dev, mountPath string) error {
+func (s *Service) grow(dev, mountPath string) error {
 	_, err := s.cfg.Resizer.Resize(dev, mountPath)
 	return err
 }
@@ -22,7 +22,7 @@ func (s *Server) grow(dev, mountPath string) error {
 // smaller filesystem; growing it offline needs no CAP_SYS_RESOURCE (online
 // resize2fs does) and leaves nothing to do once mounted. XFS only grows
 // mounted, so it is left to grow.
-func (s *Server) growUnmounted(dev, existing string) error {
+func (s *Service) growUnmounted(dev, existing string) error {
 	if !strings.HasPrefix(existing, "ext") {
 		return nil
 	}

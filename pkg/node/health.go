@@ -21,7 +21,7 @@ const quickFindTimeout = 2 * time.Second
 
 // findNow finds the volume's device without waiting long for a hot-plug:
 // for calls that look at a volume already staged (stage waited for it).
-func (s *Server) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
+func (s *Service) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
 	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
 	defer cancel()
 	dev, err := s.cfg.Finder.Find(fctx, volID, wantSize)
@@ -38,7 +38,7 @@ func (s *Server) findNow(ctx context.Context, volID string, wantSize int64) (str
 // NodeGetVolumeHealth (the spec v1.13 successor of VolumeCondition) checks
 // what the node can see: the device is present and proven, and the given
 // staging and publish paths hold its mounts. An empty list means healthy.
-func (s *Server) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+func (s *Service) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	volID := req.GetVolumeId()
 	if err := required("volume id", volID); err != nil {
 		return nil, toStatus(err)

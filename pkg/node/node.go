@@ -12,15 +12,16 @@ import (
 	mount "k8s.io/mount-utils"
 	"k8s.io/utils/exec"
 
-	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"github.com/cloudsigma-csi/driver/pkg/params"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // DefaultMaxVolumesPerNode is the attach limit reported when Config leaves
 // it zero: the controller's default virtio channel capacity minus one for the
 // boot drive, so the scheduler never places more than the allocator can attach.
-var DefaultMaxVolumesPerNode = int64(attach.DefaultChannels.MaxVolumes())
+var DefaultMaxVolumesPerNode = int64(virtio.DefaultChannels.MaxVolumes())
 
 // Resizer grows a mounted filesystem to its device (mount-utils ResizeFs).
 type Resizer interface {
@@ -39,15 +40,15 @@ type Config struct {
 	Resizer Resizer
 }
 
-// Server implements csi.NodeServer.
-type Server struct {
+// Service is the CSI node service (csi.NodeServer).
+type Service struct {
 	csi.UnimplementedNodeServer
 	cfg   Config
-	locks volumeLocks
+	locks inflight.Locks
 }
 
 // New checks cfg and fills in the defaults.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (*Service, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("node: a node ID is required")
 	}
@@ -66,11 +67,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Resizer == nil {
 		cfg.Resizer = mount.NewResizeFs(exec.New())
 	}
-	return &Server{cfg: cfg}, nil
+	return &Service{cfg: cfg}, nil
 }
 
 // NodeGetInfo implements csi.NodeServer.
-func (s *Server) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+func (s *Service) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
 	resp := &csi.NodeGetInfoResponse{
 		NodeId:            s.cfg.NodeID,
 		MaxVolumesPerNode: s.cfg.MaxVolumesPerNode,
@@ -92,7 +93,7 @@ var nodeCapabilities = []csi.NodeServiceCapability_RPC_Type{
 }
 
 // NodeGetCapabilities implements csi.NodeServer.
-func (s *Server) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+func (s *Service) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
 	resp := &csi.NodeGetCapabilitiesResponse{}
 	for _, c := range nodeCapabilities {
 		resp.Capabilities = append(resp.Capabilities, &csi.NodeServiceCapability{

@@ -44,7 +44,7 @@ func (f *fakeFinder) Find(ctx context.Context, driveUUID string, _ int64) (strin
 	return "", f.err
 }
 
-func newTestServer(t *testing.T, f device.Finder) *Server {
+func newTestService(t *testing.T, f device.Finder) *Service {
 	t.Helper()
 	s, err := New(Config{NodeID: "node-1", Location: "zrh", Finder: f})
 	if err != nil {
@@ -87,7 +87,7 @@ func TestNewAndInfo(t *testing.T) {
 	if _, err := New(Config{NodeID: "n"}); err == nil {
 		t.Error("New without a finder succeeded")
 	}
-	s := newTestServer(t, &fakeFinder{})
+	s := newTestService(t, &fakeFinder{})
 	info, err := s.NodeGetInfo(context.Background(), &csi.NodeGetInfoRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -117,14 +117,14 @@ func TestNewAndInfo(t *testing.T) {
 func TestArgumentErrors(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	notFound := newTestServer(t, &fakeFinder{err: fmt.Errorf("x: %w", device.ErrNotFound)})
-	stage := func(s *Server, r *csi.NodeStageVolumeRequest) error { _, err := s.NodeStageVolume(ctx, r); return err }
+	notFound := newTestService(t, &fakeFinder{err: fmt.Errorf("x: %w", device.ErrNotFound)})
+	stage := func(s *Service, r *csi.NodeStageVolumeRequest) error { _, err := s.NodeStageVolume(ctx, r); return err }
 	stageReq := func(mod func(r *csi.NodeStageVolumeRequest)) *csi.NodeStageVolumeRequest {
 		r := &csi.NodeStageVolumeRequest{VolumeId: volA, StagingTargetPath: dir + "/s", VolumeCapability: mountCap("", snw), PublishContext: pubCtx(volA, 1<<30)}
 		mod(r)
 		return r
 	}
-	finderErr := func(err error) *Server { return newTestServer(t, &fakeFinder{err: err}) }
+	finderErr := func(err error) *Service { return newTestService(t, &fakeFinder{err: err}) }
 	cases := []struct {
 		name string
 		call func() error
@@ -296,7 +296,7 @@ func TestArgumentErrors(t *testing.T) {
 
 // A published path whose device is gone is reported, not NotFound.
 func TestHealthReportsMissingDevice(t *testing.T) {
-	s := newTestServer(t, &fakeFinder{err: device.ErrNotFound})
+	s := newTestService(t, &fakeFinder{err: device.ErrNotFound})
 	dir := t.TempDir()
 	resp, err := s.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{
 		VolumeId: volA, VolumePublishPath: dir, StagingTargetPath: filepath.Join(dir, "gone")})
@@ -320,7 +320,7 @@ func TestHealthReportsMissingDevice(t *testing.T) {
 func TestInFlightGuardIsPerVolume(t *testing.T) {
 	volB := "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 	f := &fakeFinder{err: device.ErrNotFound, gate: make(chan struct{}), started: make(chan string, 4)}
-	s := newTestServer(t, f)
+	s := newTestService(t, f)
 	ctx := context.Background()
 	req := func(id string) *csi.NodeStageVolumeRequest {
 		return &csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: t.TempDir(), VolumeCapability: mountCap("", snw), PublishContext: pubCtx(id, 0)}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
@@ -22,14 +23,14 @@ import (
 // one is FailedPrecondition. SINGLE_NODE_WRITER is not limited, because
 // COs without SINGLE_NODE_MULTI_WRITER support use it for ReadWriteOnce,
 // which lets several pods on one node share the volume.
-func (s *Server) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+func (s *Service) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	if err := s.publish(ctx, req); err != nil {
 		return nil, toStatus(err)
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-func (s *Server) publish(ctx context.Context, req *csi.NodePublishVolumeRequest) error {
+func (s *Service) publish(ctx context.Context, req *csi.NodePublishVolumeRequest) error {
 	volID, target, vc := req.GetVolumeId(), req.GetTargetPath(), req.GetVolumeCapability()
 	if err := required("volume id", volID, "target path", target); err != nil {
 		return err
@@ -52,7 +53,7 @@ func (s *Server) publish(ctx context.Context, req *csi.NodePublishVolumeRequest)
 	if err != nil {
 		return err
 	}
-	unlock, err := s.locks.tryLock(volID)
+	unlock, err := s.locks.Acquire(inflight.Volume(volID))
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (s *Server) publish(ctx context.Context, req *csi.NodePublishVolumeRequest)
 
 // publishMount bind-mounts the staging mount of the volume's device; an
 // explicit fs_type must be the staged one.
-func (s *Server) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, fsType string, ro, single bool) error {
+func (s *Service) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, fsType string, ro, single bool) error {
 	staging, target := filepath.Clean(req.GetStagingTargetPath()), filepath.Clean(req.GetTargetPath())
 	mounts, err := readMounts()
 	if err != nil {
@@ -114,7 +115,7 @@ func (s *Server) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, fs
 }
 
 // publishBlock bind-mounts the device node on a file at the target.
-func (s *Server) publishBlock(req *csi.NodePublishVolumeRequest, dev string, rdev uint64, ro, single bool) error {
+func (s *Service) publishBlock(req *csi.NodePublishVolumeRequest, dev string, rdev uint64, ro, single bool) error {
 	volID, target := req.GetVolumeId(), filepath.Clean(req.GetTargetPath())
 	mounts, err := readMounts()
 	if err != nil {
@@ -180,12 +181,12 @@ func makeFile(path string) error {
 
 // NodeUnpublishVolume unmounts the target and removes the directory or file
 // there. Already gone, never mounted or corrupted all end in success.
-func (s *Server) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+func (s *Service) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	volID, target := req.GetVolumeId(), req.GetTargetPath()
 	if err := required("volume id", volID, "target path", target); err != nil {
 		return nil, toStatus(err)
 	}
-	unlock, err := s.locks.tryLock(volID)
+	unlock, err := s.locks.Acquire(inflight.Volume(volID))
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -10,6 +10,7 @@ import (
 	mount "k8s.io/mount-utils"
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 )
 
 // blkid's answer (via mount-utils) for a device holding a partition table.
@@ -19,14 +20,14 @@ const partitionedFormat = "unknown data, probably partitions"
 // mounts it at the staging path, formatting it only when it holds nothing.
 // Raw block volumes need no mount: publish bind-mounts the device node, and
 // the staging path only records the raw block stage (blockstage.go).
-func (s *Server) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+func (s *Service) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	if err := s.stage(ctx, req); err != nil {
 		return nil, toStatus(err)
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
 }
 
-func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
+func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) error {
 	volID, staging, vc := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
 	if err := required("volume id", volID, "staging target path", staging); err != nil {
 		return err
@@ -48,7 +49,7 @@ func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) err
 			return err
 		}
 	}
-	unlock, err := s.locks.tryLock(volID)
+	unlock, err := s.locks.Acquire(inflight.Volume(volID))
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func (s *Server) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) err
 // alreadyStaged makes stage idempotent: the same device mounted the same
 // way is done; anything else on the staging path is a conflict. A corrupted
 // mount (its device gone) is cleared so the stage can proceed.
-func (s *Server) alreadyStaged(staging string, rdev uint64, fsType string, ro bool) (bool, error) {
+func (s *Service) alreadyStaged(staging string, rdev uint64, fsType string, ro bool) (bool, error) {
 	if _, err := os.Stat(staging); mount.IsCorruptedMnt(err) {
 		klog.InfoS("Unmounting corrupted staging mount", "path", staging, "err", err)
 		if err := s.cfg.Mounter.Unmount(staging); err != nil {
@@ -147,7 +148,7 @@ func (s *Server) alreadyStaged(staging string, rdev uint64, fsType string, ro bo
 // filesystem (or any other known signature): data is never reformatted.
 // A blank device passes and will be formatted.
 // It returns the filesystem found ("" for a blank device).
-func (s *Server) checkFormat(dev, fsType string) (string, error) {
+func (s *Service) checkFormat(dev, fsType string) (string, error) {
 	existing, err := s.cfg.Mounter.GetDiskFormat(dev)
 	if err != nil {
 		return "", err
@@ -179,12 +180,12 @@ func mountOptions(vc *csi.VolumeCapability, fsType string, ro bool) []string {
 
 // NodeUnstageVolume unmounts the staging path and removes it. Not mounted,
 // missing or corrupted (device vanished) all end the same way: success.
-func (s *Server) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+func (s *Service) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	volID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
 	if err := required("volume id", volID, "staging target path", staging); err != nil {
 		return nil, toStatus(err)
 	}
-	unlock, err := s.locks.tryLock(volID)
+	unlock, err := s.locks.Acquire(inflight.Volume(volID))
 	if err != nil {
 		return nil, toStatus(err)
 	}

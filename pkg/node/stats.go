@@ -19,7 +19,7 @@ import (
 // volume_id does not exist on specified volume_path"). A directory with
 // nothing mounted is NotFound too: statfs there would describe the node's
 // root disk, not the volume.
-func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+func (s *Service) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	usage, err := s.volumeUsage(ctx, req.GetVolumeId(), req.GetVolumePath())
 	if err != nil {
 		return nil, toStatus(err)
@@ -27,7 +27,7 @@ func (s *Server) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	return &csi.NodeGetVolumeStatsResponse{Usage: usage}, nil
 }
 
-func (s *Server) volumeUsage(ctx context.Context, volID, path string) ([]*csi.VolumeUsage, error) {
+func (s *Service) volumeUsage(ctx context.Context, volID, path string) ([]*csi.VolumeUsage, error) {
 	if err := required("volume id", volID, "volume path", path); err != nil {
 		return nil, err
 	}

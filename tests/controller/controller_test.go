@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/tests/harness"
 )
@@ -68,8 +68,8 @@ func retry(t *testing.T, what string, f func() error) {
 	}
 }
 
-func drivesNamed(e *harness.Env, name string) []sim.Drive {
-	var out []sim.Drive
+func drivesNamed(e *harness.Env, name string) []cloudsim.Drive {
+	var out []cloudsim.Drive
 	for _, d := range e.Sim.Drives() {
 		if d.Name == name {
 			out = append(out, d)
@@ -152,10 +152,10 @@ func TestConcurrentPublishesToOneServerAreCoalesced(t *testing.T) {
 func TestInjected503sConvergeWithoutDuplicatesOrLeaks(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	c := csi.NewControllerClient(e.Conn())
-	e.Sim.InjectFault(sim.Fault{Method: "POST", PathPrefix: "/drives/", Status: 503, Rate: 0.5})
-	e.Sim.InjectFault(sim.Fault{Method: "PUT", PathPrefix: "/servers/", Status: 503, Rate: 0.5})
-	e.Sim.InjectFault(sim.Fault{Method: "DELETE", Status: 503, Rate: 0.5})
-	e.Sim.InjectFault(sim.Fault{Method: "GET", Status: 503, Rate: 0.2})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "POST", PathPrefix: "/drives/", Status: 503, Rate: 0.5})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "PUT", PathPrefix: "/servers/", Status: 503, Rate: 0.5})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "DELETE", Status: 503, Rate: 0.5})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "GET", Status: 503, Rate: 0.2})
 	for i := 0; i < 5; i++ {
 		name := fmt.Sprintf("pvc-flaky-%d", i)
 		var vol *csi.Volume

@@ -7,7 +7,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/tests/harness"
 )
 
@@ -17,7 +17,7 @@ func TestLostCloneResponseIsRecovered(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	c := csi.NewControllerClient(e.Conn())
 	src := create(t, c, "pvc-lost-src", gib, nil)
-	e.Sim.InjectFault(sim.Fault{Method: "POST", PathPrefix: "/drives/" + src.GetVolumeId() + "/action/", Status: 500, After: true, Count: 1})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "POST", PathPrefix: "/drives/" + src.GetVolumeId() + "/action/", Status: 500, After: true, Count: 1})
 	req := &csi.CreateVolumeRequest{Name: "pvc-lost-clone", VolumeCapabilities: []*csi.VolumeCapability{mountCap},
 		CapacityRange: &csi.CapacityRange{RequiredBytes: 2 * gib}, VolumeContentSource: volumeSource(src.GetVolumeId())}
 	var vol *csi.Volume

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/tests/harness"
 )
@@ -231,7 +231,7 @@ func TestCloudErrorsAreMappedWithoutCredentials(t *testing.T) {
 		{403, codes.PermissionDenied},
 		{404, codes.NotFound},
 	} {
-		e.Sim.InjectFault(sim.Fault{Method: "POST", PathPrefix: "/drives/", Status: tc.status})
+		e.Sim.InjectFault(cloudsim.Fault{Method: "POST", PathPrefix: "/drives/", Status: tc.status})
 		_, err := c.CreateVolume(ctxT(t), &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-err-%d", i),
 			VolumeCapabilities: []*csi.VolumeCapability{mountCap}})
 		e.Sim.ClearFaults()
@@ -312,7 +312,7 @@ func TestDeleteVolumeDuringCreateSnapshotIsAborted(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	c := csi.NewControllerClient(e.Conn())
 	vol := create(t, c, "pvc-snap-race", gib, nil)
-	e.Sim.InjectFault(sim.Fault{Method: "POST", PathPrefix: "/snapshots/", Latency: time.Second})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "POST", PathPrefix: "/snapshots/", Latency: time.Second})
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.CreateSnapshot(ctxT(t), &csi.CreateSnapshotRequest{Name: "snap-race", SourceVolumeId: vol.GetVolumeId()})

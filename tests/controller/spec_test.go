@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/pkg/params"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/cloudsigma-csi/driver/tests/harness"
 )
 
@@ -239,7 +239,7 @@ func TestValidateVolumeCapabilities(t *testing.T) {
 
 // "Max volumes attached | 8 RESOURCE_EXHAUSTED".
 func TestPublishBeyondMaxVolumesIsResourceExhausted(t *testing.T) {
-	e := harness.Start(t, harness.Options{Channels: attach.Channels{Controllers: 1, Units: 3}})
+	e := harness.Start(t, harness.Options{Channels: virtio.Channels{Controllers: 1, Units: 3}})
 	c := csi.NewControllerClient(e.Conn())
 	for i := 0; i < 3; i++ {
 		vol := create(t, c, fmt.Sprintf("pvc-max-%d", i), gib, nil)
@@ -260,7 +260,7 @@ func TestPublishWhenTheRecordCannotBeWritten(t *testing.T) {
 	e := harness.Start(t, harness.Options{})
 	c := csi.NewControllerClient(e.Conn())
 	vol := create(t, c, "pvc-pub-norecord", gib, nil)
-	e.Sim.InjectFault(sim.Fault{Method: "PUT", PathPrefix: "/drives/", Status: 503})
+	e.Sim.InjectFault(cloudsim.Fault{Method: "PUT", PathPrefix: "/drives/", Status: 503})
 	defer e.Sim.ClearFaults()
 	resp, err := c.ControllerPublishVolume(ctxT(t), &csi.ControllerPublishVolumeRequest{
 		VolumeId: vol.GetVolumeId(), NodeId: e.Server, VolumeCapability: mountCap})

@@ -16,10 +16,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma/sim"
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 const (
@@ -31,18 +31,18 @@ const (
 // Options tune an environment; zero values give non-zero simulator delays
 // and asynchronous detach, as the issue for the controller asks.
 type Options struct {
-	Delays *sim.Delays
+	Delays *cloudsim.Delays
 	// GuestDevicesDir enables loop-device guests for the local server.
 	GuestDevicesDir string
 	// Node, when set, is served next to the controller (mode all).
 	Node func(serverUUID string) (csi.NodeServer, error)
 	// NoController serves only identity (and Node).
 	NoController bool
-	Channels     attach.Channels
+	Channels     virtio.Channels
 }
 
 // DefaultDelays are small but non-zero, so every asynchronous path runs.
-var DefaultDelays = sim.Delays{
+var DefaultDelays = cloudsim.Delays{
 	Create: 50 * time.Millisecond, Clone: 100 * time.Millisecond, Resize: 50 * time.Millisecond,
 	Snapshot: 50 * time.Millisecond, Delete: 50 * time.Millisecond, Detach: 150 * time.Millisecond,
 	ServerUpdate: 20 * time.Millisecond,
@@ -50,7 +50,7 @@ var DefaultDelays = sim.Delays{
 
 // Env is a running simulator and driver.
 type Env struct {
-	Sim      *sim.Sim
+	Sim      *cloudsim.Sim
 	HTTP     *httptest.Server
 	APIURL   string
 	Server   string // UUID of the simulated local server (the node id)
@@ -72,7 +72,7 @@ func Start(t testing.TB, opts Options) *Env {
 		delays = *opts.Delays
 	}
 	server := "5b4a69a3-8e78-4c45-a8ba-8b13f0895e23"
-	s, err := sim.New(sim.Config{
+	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
 		GuestDevicesDir: opts.GuestDevicesDir, Delays: delays,
 	})

@@ -13,10 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
-
-	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
 // RequireRoot fails the test when not running as root.
@@ -73,7 +72,7 @@ func (d *Drive) Detach(t testing.TB) {
 // Link creates byIDDir/virtio-<serial> -> the loop device, as udev would.
 func (d *Drive) Link(t testing.TB, byIDDir string) string {
 	t.Helper()
-	link := filepath.Join(byIDDir, device.ByIDName(d.UUID))
+	link := filepath.Join(byIDDir, virtio.ByIDName(d.UUID))
 	if err := os.MkdirAll(byIDDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,173 @@
+package cloudsim
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
+)
+
+// guest emulates, on this machine, the block devices the LocalServer's
+// guest would see: one loop device per attached drive over its backing
+// file, and a link named like /dev/disk/by-id/virtio-<serial> to it.
+// Devices follow the server's drives list (including drives still being
+// detached), not its power state. It only ever detaches loop devices it
+// made itself.
+type guest struct {
+	dir  string
+	mu   sync.Mutex         // serializes every loop operation
+	devs map[string]loopDev // drive UUID -> device
+}
+
+type loopDev struct{ dev, file, link string }
+
+func newGuest(dir string) (*guest, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("guest devices need root (loop devices)")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		return nil, fmt.Errorf("guest devices need losetup: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &guest{dir: abs, devs: map[string]loopDev{}}, nil
+}
+
+// guestWanted: the drive should have a guest device now. Caller holds s.mu.
+func (s *Sim) guestWanted(id string) bool {
+	if s.closed || s.cfg.LocalServer == "" {
+		return false
+	}
+	v, d := s.servers[s.cfg.LocalServer], s.drives[id]
+	if v == nil || d == nil {
+		return false
+	}
+	_, attached := v.entry(id)
+	_, leaving := v.detaching[id]
+	if !attached && !leaving {
+		return false
+	}
+	if t, ok := v.appearAt[id]; ok && time.Now().Before(t) {
+		return false
+	}
+	return true
+}
+
+// reconcileGuest makes the drive's guest device match the simulated state.
+// Reading the state under the guest lock means the last reconcile of a
+// drive always sees its latest state, whatever order callers ran in.
+func (s *Sim) reconcileGuest(id string) {
+	if s.guest == nil {
+		return
+	}
+	g := s.guest
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s.mu.Lock()
+	want := s.guestWanted(id)
+	path := s.drivePath(id)
+	s.mu.Unlock()
+	_, have := g.devs[id]
+	var err error
+	switch {
+	case want && !have:
+		err = g.attachLocked(id, path)
+	case !want && have:
+		err = g.detachLocked(id)
+	}
+	if err != nil {
+		logf("guest device of drive %s: %v", id, err)
+	}
+}
+
+func (g *guest) attachLocked(id, file string) error {
+	if real, err := filepath.EvalSymlinks(file); err == nil {
+		file = real // the kernel reports the resolved path as backing file
+	}
+	out, err := exec.Command("losetup", "--find", "--show", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("losetup --find %s: %v: %s", file, err, strings.TrimSpace(string(out)))
+	}
+	dev := strings.TrimSpace(string(out))
+	link := filepath.Join(g.dir, virtio.ByIDName(id))
+	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		_ = os.Remove(link)
+	}
+	if err := os.Symlink(dev, link); err != nil {
+		_ = exec.Command("losetup", "-d", dev).Run()
+		return err
+	}
+	g.devs[id] = loopDev{dev: dev, file: file, link: link}
+	return nil
+}
+
+func (g *guest) detachLocked(id string) error {
+	ld := g.devs[id]
+	delete(g.devs, id)
+	if target, err := os.Readlink(ld.link); err == nil && target == ld.dev {
+		_ = os.Remove(ld.link)
+	}
+	if backingFile(ld.dev) != ld.file {
+		return nil // no longer ours: never touch it
+	}
+	// A busy device (still mounted) is only marked for autoclear; it goes
+	// away when its last user closes it.
+	if out, err := exec.Command("losetup", "-d", ld.dev).CombinedOutput(); err != nil {
+		return fmt.Errorf("losetup -d %s: %v: %s", ld.dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// refresh makes an attached loop device pick up its file's new size.
+func (g *guest) refresh(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ld, ok := g.devs[id]
+	if !ok || backingFile(ld.dev) != ld.file {
+		return
+	}
+	if out, err := exec.Command("losetup", "-c", ld.dev).CombinedOutput(); err != nil {
+		logf("losetup -c %s: %v: %s", ld.dev, err, strings.TrimSpace(string(out)))
+	}
+}
+
+func (g *guest) closeAll() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for id := range g.devs {
+		errs = append(errs, g.detachLocked(id))
+	}
+	return errors.Join(errs...)
+}
+
+func (g *guest) devices() map[string]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]string, len(g.devs))
+	for id, ld := range maps.All(g.devs) {
+		out[id] = ld.dev
+	}
+	return out
+}
+
+// backingFile reads which file a loop device is bound to ("" if none).
+func backingFile(dev string) string {
+	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+}
