@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/controller"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/metrics"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
@@ -75,8 +76,8 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config) error {
-	controller, node := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
-	if !controller && !node {
+	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
+	if !controllerMode && !nodeMode {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
 	}
 	if err := cfg.channels.Validate(); err != nil {
@@ -86,18 +87,22 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	opts := driver.Options{Endpoint: cfg.endpoint, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels}
+	opts := driver.Options{Endpoint: cfg.endpoint}
 	m := metrics.New()
 	opts.Interceptors = []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}
-	if controller {
+	if controllerMode {
 		client, err := newClient(cfg, m)
 		if err != nil {
 			return err
 		}
-		opts.Controller, opts.Cloud = true, client
+		if opts.Controller, err = controller.New(controller.Config{
+			Cloud: client, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels,
+		}); err != nil {
+			return err
+		}
 		opts.Probe = func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err }
 	}
-	if node {
+	if nodeMode {
 		if opts.Node, err = newNode(ctx, cfg, location); err != nil {
 			return err
 		}

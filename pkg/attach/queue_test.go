@@ -154,15 +154,3 @@ func TestAttachLimitWithoutBootDrive(t *testing.T) {
 		t.Fatalf("server holds %d drives, want 2", len(f.drives))
 	}
 }
-
-func TestChannelsValidateAndNormalize(t *testing.T) {
-	if err := (virtio.Channels{Controllers: 1, Units: 7}).Validate(); err == nil {
-		t.Fatal("7 units per controller accepted")
-	}
-	if got := virtio.Normalize(" 01:2"); got != "1:2" {
-		t.Fatalf("normalize: %q", got)
-	}
-	if virtio.DefaultChannels.MaxVolumes() != virtio.DefaultChannels.Capacity()-1 {
-		t.Fatal("MaxVolumes must leave one channel for the boot drive")
-	}
-}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -188,6 +189,20 @@ func (d Drive) MarshalJSON() ([]byte, error) {
 	type plain Drive
 	return encodeRawOr(d.raw, plain(d))
 }
+
+// DriveInMotion are the statuses of a drive being created, cloned, resized
+// or copied: it will settle by itself, and must not be attached, deleted or
+// resized meanwhile.
+var DriveInMotion = []string{StatusCreating, StatusCloningSrc, StatusCloningDst, StatusResizing, StatusCopying}
+
+// DriveSettled are the statuses a drive rests in once in-motion work is over.
+var DriveSettled = []string{StatusUnmounted, StatusMounted}
+
+// InMotion reports a drive in one of the DriveInMotion statuses.
+func (d *Drive) InMotion() bool { return slices.Contains(DriveInMotion, d.Status) }
+
+// Attached reports a drive that any server holds.
+func (d *Drive) Attached() bool { return len(d.MountedOn) > 0 || d.Status == StatusMounted }
 
 // IsMountedOn reports whether the API lists the drive as mounted on server.
 func (d *Drive) IsMountedOn(server string) bool {

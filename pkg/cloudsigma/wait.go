@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// Transitional drive statuses: a waiter keeps polling through these.
-var transitional = []string{StatusCreating, StatusCloningSrc, StatusCloningDst, StatusResizing, StatusCopying}
-
 // WaitOptions tune a waiter. Zero values mean: poll from 250ms up to 5s, and
 // give up at the context's deadline or after 10 minutes.
 type WaitOptions struct {
@@ -71,7 +68,7 @@ func settled(kind, uuid, status string, want []string) (bool, error) {
 	switch {
 	case slices.Contains(want, status):
 		return true, nil
-	case status == StatusUnavailable || !slices.Contains(transitional, status):
+	case status == StatusUnavailable || !slices.Contains(DriveInMotion, status):
 		return false, &StatusError{Kind: kind, UUID: uuid, Status: status, Want: want}
 	}
 	return false, nil

@@ -1,5 +1,6 @@
-// Package driver is the CSI plugin: the identity and controller services,
-// and the gRPC server that also carries the node service from pkg/node.
+// Package driver assembles the CSI plugin: one gRPC server with the identity
+// service, and the controller (pkg/controller) and node (pkg/node) services
+// it is given, with logging and metrics interceptors around every call.
 package driver
 
 import (
@@ -17,29 +18,19 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
-
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
-// Options configure a Driver. A controller needs Cloud; a node needs Node.
+// Options configure a Driver: at least one of Controller and Node.
 type Options struct {
 	Endpoint string // unix:///path/csi.sock or tcp://host:port
 
-	// Controller serves the controller service through Cloud.
-	Controller bool
-	Cloud      Cloud
+	// Controller, when set, is served as the controller service.
+	Controller csi.ControllerServer
+	// Node, when set, is served as the node service.
+	Node csi.NodeServer
 	// Probe checks the API for the identity Probe and health endpoint; nil
 	// means always ready.
 	Probe func(context.Context) error
-
-	// Node, when set, is served as the node service.
-	Node csi.NodeServer
-
-	ClusterID string // tags the drives this cluster owns
-	Location  string // value of the topology key
-	Channels  virtio.Channels
-	Wait      cloudsigma.WaitOptions
 
 	// Interceptors run around every call (metrics).
 	Interceptors []grpc.UnaryServerInterceptor
@@ -57,23 +48,8 @@ func New(opts Options) (*Driver, error) {
 	if opts.Endpoint == "" {
 		return nil, errors.New("an endpoint is required")
 	}
-	if !opts.Controller && opts.Node == nil {
+	if opts.Controller == nil && opts.Node == nil {
 		return nil, errors.New("nothing to serve: enable the controller, the node service, or both")
-	}
-	if opts.Controller && opts.Cloud == nil {
-		return nil, errors.New("the controller service needs a CloudSigma client")
-	}
-	if opts.Location == "" {
-		return nil, errors.New("a location (topology value) is required")
-	}
-	if opts.ClusterID == "" {
-		opts.ClusterID = "default"
-	}
-	if opts.Channels == (virtio.Channels{}) {
-		opts.Channels = virtio.DefaultChannels
-	}
-	if err := opts.Channels.Validate(); err != nil {
-		return nil, err
 	}
 	d := &Driver{opts: opts}
 	if opts.Probe != nil {
@@ -82,8 +58,8 @@ func New(opts Options) (*Driver, error) {
 	interceptors := append([]grpc.UnaryServerInterceptor{logCalls}, opts.Interceptors...)
 	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
 	csi.RegisterIdentityServer(d.srv, &identity{probe: d.probe})
-	if opts.Controller {
-		csi.RegisterControllerServer(d.srv, newController(opts.Cloud, opts.Channels, opts.ClusterID, opts.Location, opts.Wait))
+	if opts.Controller != nil {
+		csi.RegisterControllerServer(d.srv, opts.Controller)
 	}
 	if opts.Node != nil {
 		csi.RegisterNodeServer(d.srv, opts.Node)
@@ -105,7 +81,7 @@ func (d *Driver) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	klog.InfoS("Serving CSI", "endpoint", d.opts.Endpoint, "controller", d.opts.Controller, "node", d.opts.Node != nil, "version", version)
+	klog.InfoS("Serving CSI", "endpoint", d.opts.Endpoint, "controller", d.opts.Controller != nil, "node", d.opts.Node != nil, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.Serve(lis) }()
 	select {

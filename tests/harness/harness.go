@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
+	"github.com/cloudsigma-csi/driver/pkg/controller"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
@@ -118,10 +119,16 @@ func (e *Env) NewClient() *cloudsigma.Client {
 // in-memory state, the same socket.
 func (e *Env) StartDriver() {
 	e.t.Helper()
-	opts := driver.Options{
-		Endpoint: e.Endpoint, Controller: !e.opts.NoController, Cloud: e.NewClient(),
-		ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
-		Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
+	opts := driver.Options{Endpoint: e.Endpoint}
+	if !e.opts.NoController {
+		c, err := controller.New(controller.Config{
+			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
+			Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
+		})
+		if err != nil {
+			e.t.Fatalf("controller service: %v", err)
+		}
+		opts.Controller = c
 	}
 	if e.opts.Node != nil {
 		n, err := e.opts.Node(e.Server)

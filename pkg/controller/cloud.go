@@ -1,4 +1,4 @@
-package driver
+package controller
 
 import (
 	"context"
@@ -6,10 +6,6 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 )
-
-// The cloud as the controller uses it: three small interfaces, all met by
-// *cloudsigma.Client. Tests run the real client against the simulator; the
-// seam is for unit tests of logic.
 
 // Drives is the drive half of the API.
 type Drives interface {

@@ -1,24 +1,23 @@
-package driver
+package controller
 
 import (
 	"context"
 	"strconv"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/klog/v2"
-
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
 // CreateSnapshot is idempotent by name. It returns as soon as CloudSigma
 // accepts the snapshot; ready_to_use follows its status and the snapshotter
 // asks again until it is true.
-func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+func (c *Service) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
 	name, src := req.GetName(), req.GetSourceVolumeId()
 	if name == "" {
 		return nil, status.Error(codes.InvalidArgument, "name is required")
@@ -28,7 +27,7 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	}
 	// The source volume is locked too: deleting it meanwhile would take
 	// the new snapshot with it.
-	release, err := c.locks.acquire("snapshot/"+name, src)
+	release, err := c.lock(inflight.SnapshotName(name), inflight.Volume(src))
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +39,7 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	}
 	for i := range existing {
 		s := &existing[i]
-		if s.Name != name || (s.Meta[metaCluster] != "" && s.Meta[metaCluster] != c.clusterID) {
+		if s.Name != name || c.ownedElsewhere(s.Meta) {
 			continue
 		}
 		if s.Drive.UUID != src {
@@ -52,11 +51,14 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	if err != nil {
 		return nil, cloudError(err, "reading source drive")
 	}
+	if err := c.checkDriveOwner(d, "snapshot"); err != nil {
+		return nil, err
+	}
 	if d.StorageType == ephemeralStorageType {
 		return nil, status.Errorf(codes.InvalidArgument, "volume %s is %s, which CloudSigma cannot snapshot", src, ephemeralStorageType)
 	}
 	s, err := c.cloud.CreateSnapshot(ctx, cloudsigma.SnapshotCreate{Drive: d.UUID, Name: name,
-		Meta: map[string]string{metaDriver: params.DriverName, metaCluster: c.clusterID, metaSize: strconv.FormatInt(int64(d.Size), 10)}})
+		Meta: c.snapshotMeta(d)})
 	if err != nil {
 		return nil, snapshotError(err, cloudsigma.IsPermission(err) && c.snapshotLimitReached(ctx, d), d.UUID)
 	}
@@ -64,7 +66,7 @@ func (c *controller) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshot
 	return &csi.CreateSnapshotResponse{Snapshot: csiSnapshot(s, int64(d.Size))}, nil
 }
 
-func (c *controller) snapshotResponse(ctx context.Context, s *cloudsigma.Snapshot) (*csi.CreateSnapshotResponse, error) {
+func (c *Service) snapshotResponse(ctx context.Context, s *cloudsigma.Snapshot) (*csi.CreateSnapshotResponse, error) {
 	if s.Status == cloudsigma.StatusUnavailable {
 		return nil, status.Errorf(codes.Internal, "snapshot %s is unavailable", s.UUID)
 	}
@@ -74,7 +76,7 @@ func (c *controller) snapshotResponse(ctx context.Context, s *cloudsigma.Snapsho
 // snapshotLimitReached tells the account's snapshot limits (capabilities:
 // total and per drive) from other refusals: CloudSigma answers both with
 // 403 "operation not allowed".
-func (c *controller) snapshotLimitReached(ctx context.Context, d *cloudsigma.Drive) bool {
+func (c *Service) snapshotLimitReached(ctx context.Context, d *cloudsigma.Drive) bool {
 	caps, err := c.cloud.GetCapabilities(ctx)
 	if err != nil {
 		return false
@@ -87,8 +89,8 @@ func (c *controller) snapshotLimitReached(ctx context.Context, d *cloudsigma.Dri
 // (recorded in the snapshot's meta), else the drive's current size: a
 // restore needs a drive at least that large. Zero (unknown) when neither is
 // known. sizes caches drive sizes across calls.
-func (c *controller) restoreSize(ctx context.Context, s *cloudsigma.Snapshot, sizes map[string]int64) int64 {
-	if n, err := strconv.ParseInt(s.Meta[metaSize], 10, 64); err == nil && n > 0 {
+func (c *Service) restoreSize(ctx context.Context, s *cloudsigma.Snapshot, sizes map[string]int64) int64 {
+	if n, err := strconv.ParseInt(s.Meta[MetaSize], 10, 64); err == nil && n > 0 {
 		return n
 	}
 	if size, ok := sizes[s.Drive.UUID]; ok {
@@ -123,16 +125,26 @@ func parseTimestamp(ts string) time.Time {
 }
 
 // DeleteSnapshot deletes a snapshot; one that does not exist is deleted.
-func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+func (c *Service) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
 	id := req.GetSnapshotId()
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "snapshot id is required")
 	}
-	release, err := c.locks.acquire("snapshot-id/" + id)
+	release, err := c.lock(inflight.Snapshot(id))
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	s, err := c.cloud.GetSnapshot(ctx, id)
+	if cloudsigma.IsNotFound(err) {
+		return &csi.DeleteSnapshotResponse{}, nil
+	}
+	if err != nil {
+		return nil, cloudError(err, "reading snapshot")
+	}
+	if err := c.checkOwner("snapshot", id, s.Meta, "delete"); err != nil {
+		return nil, err
+	}
 	if err := c.cloud.DeleteSnapshot(ctx, id); err != nil && !cloudsigma.IsNotFound(err) {
 		return nil, cloudError(err, "deleting snapshot")
 	}
@@ -150,7 +162,7 @@ func (c *controller) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshot
 }
 
 // GetSnapshot returns one snapshot.
-func (c *controller) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
+func (c *Service) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
 	if req.GetSnapshotId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "snapshot id is required")
 	}
@@ -162,7 +174,7 @@ func (c *controller) GetSnapshot(ctx context.Context, req *csi.GetSnapshotReques
 }
 
 // ListSnapshots lists by id, by source volume, or all, with offset tokens.
-func (c *controller) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+func (c *Service) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
 	offset, err := parseToken(req.GetStartingToken())
 	if err != nil {
 		return nil, err

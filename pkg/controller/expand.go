@@ -1,21 +1,21 @@
-package driver
+package controller
 
 import (
 	"context"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
-
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 )
 
 // ControllerExpandVolume grows a drive with the resize action. CloudSigma
 // refuses to resize a drive mounted on a running server, so expansion is
 // offline: FailedPrecondition tells the resizer to try again once the volume
 // is detached.
-func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+func (c *Service) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
 	id := req.GetVolumeId()
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
@@ -33,7 +33,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	release, err := c.locks.acquire(id)
+	release, err := c.lock(inflight.Volume(id))
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +42,9 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 	d, err := c.cloud.GetDrive(ctx, id)
 	if err != nil {
 		return nil, cloudError(err, "reading drive")
+	}
+	if err := c.checkDriveOwner(d, "resize"); err != nil {
+		return nil, err
 	}
 	if d.Status == cloudsigma.StatusResizing {
 		if d, err = c.waitReady(ctx, id); err != nil {
@@ -80,7 +83,7 @@ func (c *controller) ControllerExpandVolume(ctx context.Context, req *csi.Contro
 }
 
 // runningServer returns a running server the drive is mounted on, if any.
-func (c *controller) runningServer(ctx context.Context, d *cloudsigma.Drive) (string, error) {
+func (c *Service) runningServer(ctx context.Context, d *cloudsigma.Drive) (string, error) {
 	for _, m := range d.MountedOn {
 		srv, err := c.cloud.GetServer(ctx, m.UUID)
 		if cloudsigma.IsNotFound(err) {

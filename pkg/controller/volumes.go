@@ -1,4 +1,4 @@
-package driver
+package controller
 
 import (
 	"context"
@@ -6,16 +6,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
 // ValidateVolumeCapabilities confirms the capabilities a drive can serve.
-func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+func (c *Service) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
@@ -50,7 +49,7 @@ func (c *controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.Va
 }
 
 // ControllerGetVolume reports a drive with the servers it is attached to.
-func (c *controller) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+func (c *Service) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
@@ -66,7 +65,7 @@ func (c *controller) ControllerGetVolume(ctx context.Context, req *csi.Controlle
 
 // ControllerGetVolumeHealth reports a drive CloudSigma marks unavailable as
 // inaccessible (CSI 1.13 replaced VolumeCondition with volume health).
-func (c *controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
+func (c *Service) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
@@ -80,7 +79,7 @@ func (c *controller) ControllerGetVolumeHealth(ctx context.Context, req *csi.Con
 // ControllerListVolumeHealth lists this cluster's drives with an adverse
 // condition (the spec asks to omit healthy ones). The token is an offset
 // into that list, which is read whole: few drives are ever unhealthy.
-func (c *controller) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
+func (c *Service) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
 	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
@@ -121,7 +120,7 @@ func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
 
 // ListVolumes pages through this cluster's drives (those with the cluster
 // tag) with the API's own offset, so a token is an offset into the list.
-func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+func (c *Service) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
 	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
@@ -164,30 +163,4 @@ func (c *controller) ListVolumes(ctx context.Context, req *csi.ListVolumesReques
 		resp.NextToken = strconv.Itoa(next)
 	}
 	return resp, nil
-}
-
-// listStart checks a list request's token and max_entries and finds the
-// cluster tag that marks this cluster's drives ("" when none exists yet).
-func (c *controller) listStart(ctx context.Context, token string, maxEntries int32) (offset int, tag string, err error) {
-	if offset, err = parseToken(token); err != nil {
-		return 0, "", err
-	}
-	if maxEntries < 0 {
-		return 0, "", status.Error(codes.InvalidArgument, "max_entries must not be negative")
-	}
-	tag, err = c.tagUUID(ctx, c.clusterTag(), false)
-	return offset, tag, err
-}
-
-// parseToken reads a pagination token; a token we did not issue is Aborted,
-// as the spec asks.
-func parseToken(tok string) (int, error) {
-	if tok == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(tok)
-	if err != nil || n < 0 {
-		return 0, status.Errorf(codes.Aborted, "invalid starting token %q", tok)
-	}
-	return n, nil
 }

@@ -1,26 +1,23 @@
-package driver
+package controller
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
+	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
-
-	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
-	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
 // ControllerPublishVolume attaches a drive to a server (the node id) as a
 // virtio device. The per-server queue serializes and batches the rewrite of
 // the server's drives list.
-func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	volID, node := req.GetVolumeId(), req.GetNodeId()
 	switch {
 	case volID == "":
@@ -33,7 +30,7 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	release, err := c.locks.acquire(volID)
+	release, err := c.lock(inflight.Volume(volID))
 	if err != nil {
 		return nil, err
 	}
@@ -43,11 +40,14 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	if err != nil {
 		return nil, cloudError(err, "reading drive")
 	}
+	if err := c.checkDriveOwner(d, "attach"); err != nil {
+		return nil, err
+	}
 	if _, err := c.cloud.GetServer(ctx, node); err != nil {
 		return nil, cloudError(err, "reading server "+node)
 	}
 	want := publishRecord(node, req.GetVolumeCapability(), req.GetReadonly())
-	if got := d.Meta[metaPublished]; d.IsMountedOn(node) && got != "" && got != want && strings.HasPrefix(got, node+"/") {
+	if got := d.Meta[MetaPublished]; d.IsMountedOn(node) && got != "" && got != want && strings.HasPrefix(got, node+"/") {
 		return nil, status.Errorf(codes.AlreadyExists, "drive %s is published at node %s as %q, incompatible with the requested %q",
 			volID, node, strings.TrimPrefix(got, node+"/"), strings.TrimPrefix(want, node+"/"))
 	}
@@ -70,10 +70,10 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 	}
 	// Already attached here: the queue answers with its channel. Otherwise
 	// wait for a drive in motion (being created, cloned or resized).
-	if !d.IsMountedOn(node) && slices.Contains(transitional, d.Status) {
+	if !d.IsMountedOn(node) && d.InMotion() {
 		return nil, status.Errorf(codes.Unavailable, "drive %s is %s; attach when it settles", volID, d.Status)
 	}
-	if d.Meta[metaPublished] != want {
+	if d.Meta[MetaPublished] != want {
 		c.recordPublish(ctx, d, want)
 	}
 	ch, err := c.queue.Attach(ctx, node, volID)
@@ -91,27 +91,35 @@ func (c *controller) ControllerPublishVolume(ctx context.Context, req *csi.Contr
 // ControllerUnpublishVolume detaches a drive and waits until CloudSigma no
 // longer lists it as mounted on the server (detach is asynchronous). A drive
 // or server that no longer exists is detached by definition.
-func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
 	volID, node := req.GetVolumeId(), req.GetNodeId()
 	if volID == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
-	release, err := c.locks.acquire(volID)
+	release, err := c.lock(inflight.Volume(volID))
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 
+	// The drive is read first: another cluster's drive is never detached,
+	// from any server, by this cluster.
+	d, err := c.cloud.GetDrive(ctx, volID)
+	switch {
+	case cloudsigma.IsNotFound(err) && node == "":
+		return &csi.ControllerUnpublishVolumeResponse{}, nil
+	case cloudsigma.IsNotFound(err):
+		// A deleted drive may still be listed on the server: detach it.
+	case err != nil:
+		return nil, cloudError(err, "reading drive")
+	default:
+		if err := c.checkDriveOwner(d, "detach"); err != nil {
+			return nil, err
+		}
+	}
 	servers := []string{node}
 	if node == "" {
 		// No node given: detach from every server.
-		d, err := c.cloud.GetDrive(ctx, volID)
-		if cloudsigma.IsNotFound(err) {
-			return &csi.ControllerUnpublishVolumeResponse{}, nil
-		}
-		if err != nil {
-			return nil, cloudError(err, "reading drive")
-		}
 		servers = refUUIDs(d.MountedOn)
 	}
 	for _, srv := range servers {
@@ -145,30 +153,8 @@ func (c *controller) ControllerUnpublishVolume(ctx context.Context, req *csi.Con
 // attach never follows is ignored: it is only read while the drive is on
 // that node). It is best effort: the record only sharpens the answer to a
 // later incompatible publish, and a busy drive must not hold up an attach.
-func (c *controller) recordPublish(ctx context.Context, d *cloudsigma.Drive, record string) {
-	meta := maps.Clone(d.Meta)
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	meta[metaPublished] = record
-	if _, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: meta}); err != nil {
+func (c *Service) recordPublish(ctx context.Context, d *cloudsigma.Drive, record string) {
+	if _, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: withPublishRecord(d, record)}); err != nil {
 		klog.InfoS("ControllerPublishVolume: publish record not written, attaching anyway", "drive", d.UUID, "err", err)
 	}
-}
-
-// publishRecord is what the drive's meta keeps of a publish, so a second
-// publish at the same node can be told compatible (OK) from incompatible
-// (ALREADY_EXISTS) across driver restarts. The single-node writer modes
-// are one class: they attach the same way, and the attacher switches
-// between them when SINGLE_NODE_MULTI_WRITER support changes.
-func publishRecord(node string, vc *csi.VolumeCapability, readonly bool) string {
-	access := "mount"
-	if vc.GetBlock() != nil {
-		access = "block"
-	}
-	mode := "rw"
-	if vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY {
-		mode = "ro"
-	}
-	return fmt.Sprintf("%s/%s/%s/readonly=%t", node, access, mode, readonly)
 }

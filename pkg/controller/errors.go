@@ -1,4 +1,4 @@
-package driver
+package controller
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -25,6 +26,8 @@ func cloudCode(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
+	case errors.Is(err, inflight.ErrBusy):
+		return codes.Aborted
 	case errors.Is(err, attach.ErrNoFreeChannel):
 		return codes.ResourceExhausted
 	case cloudsigma.IsUnavailable(err):
@@ -76,9 +79,6 @@ func cloudError(err error, what string) error {
 	}
 	return status.Errorf(cloudCode(err), "%s: %v", what, err)
 }
-
-// The exceptions to cloudCode: API answers that mean something else for one
-// operation, kept next to the table.
 
 // resizeError: CloudSigma answers 403 when a drive mounted on a running
 // server is resized; the volume is in use (FailedPrecondition: offline
