@@ -175,12 +175,9 @@ func (c *Service) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) 
 
 // ListSnapshots lists by id, by source volume, or all, with offset tokens.
 func (c *Service) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
-	offset, err := parseToken(req.GetStartingToken())
+	p, err := readPage(req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
-	}
-	if req.GetMaxEntries() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "max_entries must not be negative")
 	}
 	var snaps []cloudsigma.Snapshot
 	total := 0
@@ -202,18 +199,14 @@ func (c *Service) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReque
 		if req.GetSourceVolumeId() != "" {
 			f.Drive = []string{req.GetSourceVolumeId()}
 		}
-		limit := int(req.GetMaxEntries())
-		if limit == 0 {
-			limit = 1000
-		}
-		page, err := c.cloud.ListSnapshotsPage(ctx, f, offset, limit)
+		pg, err := c.cloud.ListSnapshotsPage(ctx, f, p.offset, p.limit())
 		if err != nil {
 			return nil, cloudError(err, "listing snapshots")
 		}
-		snaps, total = page.Items, page.Total
+		snaps, total = pg.Items, pg.Total
 	}
-	if offset > 0 && offset >= total {
-		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d snapshots)", offset, total)
+	if err := p.check(total, "snapshots"); err != nil {
+		return nil, err
 	}
 	sizes := map[string]int64{}
 	resp := &csi.ListSnapshotsResponse{}
@@ -221,8 +214,6 @@ func (c *Service) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReque
 		s := &snaps[i]
 		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: csiSnapshot(s, c.restoreSize(ctx, s, sizes))})
 	}
-	if next := offset + len(snaps); req.GetSnapshotId() == "" && len(snaps) > 0 && next < total {
-		resp.NextToken = strconv.Itoa(next)
-	}
+	resp.NextToken = p.nextToken(len(snaps), total)
 	return resp, nil
 }

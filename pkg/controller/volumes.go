@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -80,7 +79,7 @@ func (c *Service) ControllerGetVolumeHealth(ctx context.Context, req *csi.Contro
 // condition (the spec asks to omit healthy ones). The token is an offset
 // into that list, which is read whole: few drives are ever unhealthy.
 func (c *Service) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
-	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
+	p, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
@@ -96,15 +95,11 @@ func (c *Service) ControllerListVolumeHealth(ctx context.Context, req *csi.Contr
 			}
 		}
 	}
-	if offset > 0 && offset >= len(unhealthy) {
-		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d unhealthy volumes)", offset, len(unhealthy))
+	if err := p.check(len(unhealthy), "unhealthy volumes"); err != nil {
+		return nil, err
 	}
-	resp := &csi.ControllerListVolumeHealthResponse{Entries: unhealthy[offset:]}
-	if n := int(req.GetMaxEntries()); n > 0 && n < len(resp.Entries) {
-		resp.Entries = resp.Entries[:n]
-		resp.NextToken = strconv.Itoa(offset + n)
-	}
-	return resp, nil
+	entries := cut(p, unhealthy)
+	return &csi.ControllerListVolumeHealthResponse{Entries: entries, NextToken: p.nextToken(len(entries), len(unhealthy))}, nil
 }
 
 func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
@@ -121,36 +116,32 @@ func driveHealth(d *cloudsigma.Drive) *csi.VolumeHealth {
 // ListVolumes pages through this cluster's drives (those with the cluster
 // tag) with the API's own offset, so a token is an offset into the list.
 func (c *Service) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
-	offset, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
+	p, tag, err := c.listStart(ctx, req.GetStartingToken(), req.GetMaxEntries())
 	if err != nil {
 		return nil, err
 	}
-	if tag == "" {
-		if offset > 0 {
-			return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list", offset)
+	if tag == "" { // no volume was ever created
+		if err := p.check(0, "volumes"); err != nil {
+			return nil, err
 		}
 		return &csi.ListVolumesResponse{}, nil
 	}
 	filter := cloudsigma.Filter{Tag: []string{tag}}
 	var drives []cloudsigma.Drive
 	total := 0
-	if req.GetMaxEntries() == 0 && offset == 0 {
+	if p.whole() {
 		drives, err = c.cloud.ListDrives(ctx, filter)
 		total = len(drives)
 	} else {
-		limit := int(req.GetMaxEntries())
-		if limit == 0 {
-			limit = 1000
-		}
-		var page cloudsigma.Page[cloudsigma.Drive]
-		page, err = c.cloud.ListDrivesPage(ctx, filter, offset, limit)
-		drives, total = page.Items, page.Total
+		var pg cloudsigma.Page[cloudsigma.Drive]
+		pg, err = c.cloud.ListDrivesPage(ctx, filter, p.offset, p.limit())
+		drives, total = pg.Items, pg.Total
 	}
 	if err != nil {
 		return nil, cloudError(err, "listing drives")
 	}
-	if offset > 0 && offset >= total {
-		return nil, status.Errorf(codes.Aborted, "starting token %d is past the end of the list (%d volumes)", offset, total)
+	if err := p.check(total, "volumes"); err != nil {
+		return nil, err
 	}
 	resp := &csi.ListVolumesResponse{}
 	for i := range drives {
@@ -159,8 +150,6 @@ func (c *Service) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) 
 			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: refUUIDs(drives[i].MountedOn)},
 		})
 	}
-	if next := offset + len(drives); len(drives) > 0 && next < total {
-		resp.NextToken = strconv.Itoa(next)
-	}
+	resp.NextToken = p.nextToken(len(drives), total)
 	return resp, nil
 }
