@@ -18,15 +18,22 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// ServerAPI is what the queue needs from the cloud.
+// ServerAPI is what the queue needs from the cloud: the server's definition
+// to rewrite, and the drives' mounted_on to confirm an attach.
 type ServerAPI interface {
 	GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error)
 	UpdateServerDrives(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive) (*cloudsigma.Server, error)
+	ListDrives(ctx context.Context, f cloudsigma.Filter) ([]cloudsigma.Drive, error)
 }
 
 // ErrNoFreeChannel means every configured device channel of the server is
 // taken.
 var ErrNoFreeChannel = errors.New("no free virtio device channel on the server")
+
+// ErrNotConfirmed means the server answered the change but the drive did not
+// arrive: a running server may accept a definition change with 200 and
+// ignore it (API manual, section 11.5). The caller retries.
+var ErrNotConfirmed = errors.New("attach not confirmed")
 
 // Queue coalesces drive list changes per server.
 type Queue struct {
@@ -35,6 +42,9 @@ type Queue struct {
 	// Retries is how many times a batch is re-read and re-written after a
 	// concurrency conflict (503) before its requests fail.
 	Retries int
+	// Confirm bounds the wait for attached drives to report mounted_on the
+	// server, and the pauses between its reads.
+	Confirm cloudsigma.WaitOptions
 
 	mu      sync.Mutex
 	pending map[string][]*op // server UUID -> requests waiting for the next write
@@ -44,6 +54,7 @@ type Queue struct {
 // NewQueue returns a queue allocating from channels.
 func NewQueue(api ServerAPI, channels virtio.Channels) *Queue {
 	return &Queue{api: api, channels: channels, Retries: 8,
+		Confirm: cloudsigma.WaitOptions{Timeout: 30 * time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second},
 		pending: map[string][]*op{}, running: map[string]bool{}}
 }
 
@@ -60,7 +71,9 @@ type result struct {
 }
 
 // Attach makes sure drive is in the server's drives list as a virtio device
-// and returns its dev_channel. A drive already attached keeps its channel.
+// and returns its dev_channel once the attach is confirmed: the server's
+// answer lists the drive at that channel, and the drive reports mounted_on
+// the server. A drive already attached keeps its channel.
 func (q *Queue) Attach(ctx context.Context, server, drive string) (string, error) {
 	r := q.submit(ctx, server, &op{ctx: ctx, drive: drive, attach: true})
 	return r.channel, r.err
@@ -209,15 +222,60 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 			results[o] = result{}
 		}
 	}
-	if !changed {
-		return results, nil
+	if changed {
+		written, err := q.api.UpdateServerDrives(ctx, srv, drives)
+		if err != nil {
+			return nil, err
+		}
+		srv = written
 	}
-	if _, err := q.api.UpdateServerDrives(ctx, srv, drives); err != nil {
-		return nil, err
-	}
+	q.confirm(ctx, srv, results)
 	return results, nil
 }
 
+// confirm checks every attach of the batch against the cloud's answer: the
+// written definition must list the drive at its channel, and then the drive
+// must report mounted_on the server. One filtered read serves the whole
+// batch per poll, so confirming costs one call per batch in steady state.
+func (q *Queue) confirm(ctx context.Context, srv *cloudsigma.Server, results map[*op]result) {
+	waiting := map[string][]*op{} // drive -> its attach requests
+	for o, r := range results {
+		if !o.attach || r.err != nil {
+			continue
+		}
+		if d, ok := srv.HasDrive(o.drive); !ok || virtio.Normalize(d.DevChannel) != r.channel {
+			results[o] = result{err: fmt.Errorf("%w: server %s answered without drive %s at channel %s; a running server ignores definition changes it cannot hot-plug",
+				ErrNotConfirmed, srv.UUID, o.drive, r.channel)}
+			continue
+		}
+		waiting[o.drive] = append(waiting[o.drive], o)
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	err := cloudsigma.Poll(ctx, q.Confirm, func(ctx context.Context) (bool, error) {
+		ids := make([]string, 0, len(waiting))
+		for id := range waiting {
+			ids = append(ids, id)
+		}
+		drives, err := q.api.ListDrives(ctx, cloudsigma.Filter{UUID: ids})
+		if err != nil {
+			return false, err
+		}
+		for i := range drives {
+			if drives[i].IsMountedOn(srv.UUID) {
+				delete(waiting, drives[i].UUID)
+			}
+		}
+		return len(waiting) == 0, nil
+	})
+	for id, ops := range waiting {
+		for _, o := range ops {
+			results[o] = result{err: fmt.Errorf("%w: server %s lists drive %s at channel %s, but the drive does not report it mounted there (%v); the server may not have hot-plugged it",
+				ErrNotConfirmed, srv.UUID, id, results[o].channel, err)}
+		}
+	}
+}
 func indexOf(drives []cloudsigma.ServerDrive, drive string) int {
 	for i, d := range drives {
 		if d.Drive.UUID == drive {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,29 @@ type fakeServers struct {
 	puts      int
 	conflicts int // fail this many PUTs with a concurrency error
 	reject    string
+	// ignore answers a PUT with 200 and the old definition, as a running
+	// server that cannot hot-plug does; unplugged lists drives in the
+	// definition that never report mounted_on.
+	ignore    bool
+	unplugged bool
+	lists     int
+}
+
+func (f *fakeServers) ListDrives(ctx context.Context, flt cloudsigma.Filter) ([]cloudsigma.Drive, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	var out []cloudsigma.Drive
+	for _, id := range flt.UUID {
+		d := cloudsigma.Drive{UUID: id}
+		for _, sd := range f.drives {
+			if sd.Drive.UUID == id && !f.unplugged {
+				d.MountedOn = []cloudsigma.Ref{{UUID: "srv"}}
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func (f *fakeServers) GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error) {
@@ -43,8 +67,11 @@ func (f *fakeServers) UpdateServerDrives(ctx context.Context, s *cloudsigma.Serv
 			return nil, &cloudsigma.Error{StatusCode: http.StatusBadRequest, Type: cloudsigma.ErrTypeValidation}
 		}
 	}
+	if f.ignore {
+		return &cloudsigma.Server{UUID: s.UUID, Drives: append([]cloudsigma.ServerDrive(nil), f.drives...)}, nil
+	}
 	f.drives = drives
-	return s, nil
+	return &cloudsigma.Server{UUID: s.UUID, Drives: append([]cloudsigma.ServerDrive(nil), drives...)}, nil
 }
 
 func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
@@ -152,5 +179,55 @@ func TestAttachLimitWithoutBootDrive(t *testing.T) {
 	}
 	if len(f.drives) != 2 {
 		t.Fatalf("server holds %d drives, want 2", len(f.drives))
+	}
+}
+
+// A running server that answers 200 and ignores the change, and one that
+// lists the drive but never plugs it: neither attach is reported as done,
+// and the error names the server, the drive and the reason.
+func TestUnconfirmedAttachFails(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    *fakeServers
+		says string
+	}{
+		{"ignored", &fakeServers{ignore: true}, "answered without drive"},
+		{"never mounted", &fakeServers{unplugged: true}, "does not report it mounted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewQueue(tc.f, virtio.DefaultChannels)
+			q.Confirm = cloudsigma.WaitOptions{Timeout: 200 * time.Millisecond, MinInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+			ch, err := q.Attach(context.Background(), "srv", "d1")
+			if !errors.Is(err, ErrNotConfirmed) {
+				t.Fatalf("Attach = %q, %v; want ErrNotConfirmed", ch, err)
+			}
+			for _, s := range []string{"srv", "d1", tc.says} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// Confirming a batch costs one drives read per poll, not one per drive.
+func TestConfirmationReadsOncePerBatch(t *testing.T) {
+	f := &fakeServers{}
+	q := NewQueue(f, virtio.DefaultChannels)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := q.Attach(context.Background(), "srv", fmt.Sprintf("d%d", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lists != f.puts {
+		t.Fatalf("%d drive reads for %d server writes; want one read per batch", f.lists, f.puts)
 	}
 }

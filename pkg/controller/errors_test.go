@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"google.golang.org/grpc/codes"
 )
 
@@ -33,6 +34,8 @@ func TestCloudCode(t *testing.T) {
 		{&cloudsigma.StatusError{Kind: "drive", Status: cloudsigma.StatusUnavailable}, codes.Internal},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", attach.ErrNoFreeChannel), codes.ResourceExhausted},
+		{fmt.Errorf("x: %w", attach.ErrNotConfirmed), codes.Unavailable},
+		{fmt.Errorf("x: %w", inflight.ErrBusy), codes.Aborted},
 		{errors.New("connection reset"), codes.Unavailable},
 	} {
 		if got := cloudCode(tc.err); got != tc.want {
