@@ -63,9 +63,9 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	if shared && !d.AllowMultimount {
 		return nil, status.Errorf(codes.FailedPrecondition, "drive %s does not allow multimount: it was not created for %s", volID, req.GetVolumeCapability().GetAccessMode().GetMode())
 	}
-	for _, m := range d.MountedOn {
-		if m.UUID != node && !shared {
-			return nil, status.Errorf(codes.FailedPrecondition, "drive %s is attached to server %s; a drive serves one server at a time", volID, m.UUID)
+	if !shared {
+		if err := c.takeFromStopped(ctx, d, node); err != nil {
+			return nil, err
 		}
 	}
 	// Already attached here: the queue answers with its channel. Otherwise
@@ -86,6 +86,63 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 		params.PublishDevChannel: ch,
 		params.PublishDriveSize:  strconv.FormatInt(int64(d.Size), 10),
 	}}, nil
+}
+
+// takeFromStopped frees a single-node drive held by servers other than
+// node, the failover after a node died: a stopped or deleted server lets go
+// of it (the queue's read-modify-write keeps every other field of that
+// server), a server in any other state keeps it, because its guest may still
+// be writing. It never detaches from a running server on behalf of another.
+func (c *Service) takeFromStopped(ctx context.Context, d *cloudsigma.Drive, node string) error {
+	var stopped []string
+	for _, m := range d.MountedOn {
+		if m.UUID == node {
+			continue
+		}
+		srv, err := c.cloud.GetServer(ctx, m.UUID)
+		switch {
+		case cloudsigma.IsNotFound(err):
+			continue // gone: nothing holds the drive there any more
+		case err != nil:
+			return cloudError(err, "reading server "+m.UUID+", which holds drive "+d.UUID)
+		case srv.Status != cloudsigma.StatusStopped:
+			return status.Errorf(codes.FailedPrecondition,
+				"drive %s is attached to server %s, which is %s; a drive serves one server at a time. If that node is gone, stop server %s (CloudSigma console or API) and the attach moves the drive; otherwise delete the pod that uses it there first",
+				d.UUID, m.UUID, srv.Status, m.UUID)
+		}
+		stopped = append(stopped, m.UUID)
+	}
+	for _, srv := range stopped {
+		if err := c.queue.Detach(ctx, srv, d.UUID); err != nil && !cloudsigma.IsNotFound(err) {
+			return cloudError(err, "detaching drive "+d.UUID+" from stopped server "+srv)
+		}
+		klog.InfoS("ControllerPublishVolume: detached from a stopped server", "drive", d.UUID, "from", srv, "to", node)
+	}
+	if len(stopped) == 0 {
+		return nil
+	}
+	return c.waitDetached(ctx, d.UUID, stopped)
+}
+
+// waitDetached waits until the drive no longer reports mounted_on any of
+// servers (CloudSigma detaches asynchronously). A deleted drive is detached.
+func (c *Service) waitDetached(ctx context.Context, volID string, servers []string) error {
+	err := cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
+		d, err := c.cloud.GetDrive(ctx, volID)
+		if cloudsigma.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, srv := range servers {
+			if d.IsMountedOn(srv) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	return cloudError(err, "waiting for drive "+volID+" to leave server(s) "+strings.Join(servers, ", "))
 }
 
 // ControllerUnpublishVolume detaches a drive and waits until CloudSigma no
@@ -127,23 +184,8 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 			return nil, cloudError(err, "detaching drive from server "+srv)
 		}
 	}
-	err = cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
-		d, err := c.cloud.GetDrive(ctx, volID)
-		if cloudsigma.IsNotFound(err) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		for _, srv := range servers {
-			if d.IsMountedOn(srv) {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, cloudError(err, "waiting for the drive to leave the server")
+	if err := c.waitDetached(ctx, volID, servers); err != nil {
+		return nil, err
 	}
 	klog.InfoS("ControllerUnpublishVolume: detached", "drive", volID, "servers", servers)
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
