@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
@@ -33,6 +34,7 @@ type config struct {
 	maxVolumes                  int
 	channels                    virtio.Channels
 	metricsAddress              string
+	sweepInterval               time.Duration
 	showVersion                 bool
 }
 
@@ -54,6 +56,7 @@ func main() {
 	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", virtio.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
 	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
 	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics and /healthz, e.g. :9809 (default: off)")
+	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	fs.Usage = func() {
@@ -95,10 +98,15 @@ func run(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		if opts.Controller, err = controller.New(controller.Config{
+		svc, err := controller.New(controller.Config{
 			Cloud: client, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels,
-		}); err != nil {
+		})
+		if err != nil {
 			return err
+		}
+		opts.Controller = svc
+		if cfg.sweepInterval > 0 {
+			go svc.RunSweeper(ctx, cfg.sweepInterval, func(r controller.RetiredReport) { m.SetRetired(r.Drives, r.Bytes) })
 		}
 		opts.Probe = func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err }
 	}

@@ -199,9 +199,9 @@ func (c *Service) sourceSize(ctx context.Context, src *csi.VolumeContentSource) 
 		if id == "" {
 			return 0, status.Error(codes.InvalidArgument, "volume content source: volume_id is required")
 		}
-		d, err := c.cloud.GetDrive(ctx, id)
+		d, err := c.volume(ctx, id)
 		if err != nil {
-			return 0, cloudError(err, "source volume "+id)
+			return 0, err
 		}
 		if d.StorageType == ephemeralStorageType {
 			return 0, status.Errorf(codes.InvalidArgument, "source volume %s is %s, which CloudSigma cannot clone", id, ephemeralStorageType)

@@ -12,7 +12,9 @@ import (
 )
 
 // DeleteVolume deletes a drive that is not attached anywhere. The API would
-// delete a mounted drive; the driver refuses, because the data is in use.
+// delete a mounted drive; the driver refuses, because the data is in use. A
+// drive with snapshots is retired instead (retire.go), so the snapshots
+// outlive it; a retired drive is deleted already, as far as CSI knows.
 func (c *Service) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
 	id := req.GetVolumeId()
 	if id == "" {
@@ -33,16 +35,21 @@ func (c *Service) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest
 	if err := c.checkDriveOwner(d, "delete"); err != nil {
 		return nil, err
 	}
+	if isRetired(d) {
+		return &csi.DeleteVolumeResponse{}, nil
+	}
 	if d.Attached() {
 		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is still attached to server(s) %v", id, refUUIDs(d.MountedOn))
 	}
 	if d.InMotion() {
 		return nil, status.Errorf(codes.FailedPrecondition, "drive %s is %s", id, d.Status)
 	}
-	// CloudSigma deletes a drive's snapshots with it; the spec asks to
-	// leave such a volume alone.
+	// CloudSigma deletes a drive's snapshots with it.
 	if len(d.Snapshots) > 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "drive %s has %d snapshot(s), which CloudSigma would delete with it; delete them first", id, len(d.Snapshots))
+		if err := c.retire(ctx, d); err != nil {
+			return nil, err
+		}
+		return &csi.DeleteVolumeResponse{}, nil
 	}
 	if err := c.cloud.DeleteDrive(ctx, id); err != nil && !cloudsigma.IsNotFound(err) {
 		return nil, cloudError(err, "deleting drive")

@@ -39,9 +39,9 @@ func (c *Service) ControllerExpandVolume(ctx context.Context, req *csi.Controlle
 	}
 	defer release()
 
-	d, err := c.cloud.GetDrive(ctx, id)
+	d, err := c.volume(ctx, id)
 	if err != nil {
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	}
 	if err := c.checkDriveOwner(d, "resize"); err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ const (
 	MetaSize         = "csi_size"    // on snapshots: the drive's size when taken
 	MetaContext      = "csi_context" // fingerprint of the volume context
 	MetaPublished    = "csi_publish" // node and capability of the last publish
+	MetaRetired      = "csi_retired" // when DeleteVolume retired a drive that has snapshots
 	MetaPVCName      = "pvc_name"
 	MetaPVCNamespace = "pvc_namespace"
 	MetaPVName       = "pv_name"
@@ -101,6 +102,9 @@ func (c *Service) isOurs(d *cloudsigma.Drive, name string) bool {
 	}
 	return d.Meta[MetaCluster] == c.clusterID
 }
+
+// isRetired: DeleteVolume retired the drive (retire.go). For CSI it is gone.
+func isRetired(d *cloudsigma.Drive) bool { return d.Meta[MetaRetired] != "" }
 
 // withMeta is a drive's meta with this driver's keys replaced by meta (an
 // update replaces the whole map; a clone's inherited keys must not stay).

@@ -36,9 +36,9 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	}
 	defer release()
 
-	d, err := c.cloud.GetDrive(ctx, volID)
+	d, err := c.volume(ctx, volID)
 	if err != nil {
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	}
 	if err := c.checkDriveOwner(d, "attach"); err != nil {
 		return nil, err
@@ -161,14 +161,14 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 
 	// The drive is read first: another cluster's drive is never detached,
 	// from any server, by this cluster.
-	d, err := c.cloud.GetDrive(ctx, volID)
+	d, err := c.volume(ctx, volID)
 	switch {
-	case cloudsigma.IsNotFound(err) && node == "":
+	case status.Code(err) == codes.NotFound && node == "":
 		return &csi.ControllerUnpublishVolumeResponse{}, nil
-	case cloudsigma.IsNotFound(err):
+	case status.Code(err) == codes.NotFound:
 		// A deleted drive may still be listed on the server: detach it.
 	case err != nil:
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	default:
 		if err := c.checkDriveOwner(d, "detach"); err != nil {
 			return nil, err

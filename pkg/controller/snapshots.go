@@ -47,9 +47,9 @@ func (c *Service) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotReq
 		}
 		return c.snapshotResponse(ctx, s)
 	}
-	d, err := c.cloud.GetDrive(ctx, src)
+	d, err := c.volume(ctx, src)
 	if err != nil {
-		return nil, cloudError(err, "reading source drive")
+		return nil, err
 	}
 	if err := c.checkDriveOwner(d, "snapshot"); err != nil {
 		return nil, err
@@ -158,6 +158,7 @@ func (c *Service) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotReq
 	if err != nil {
 		return nil, cloudError(err, "waiting for snapshot deletion")
 	}
+	c.deleteIfRetired(ctx, s.Drive.UUID)
 	return &csi.DeleteSnapshotResponse{}, nil
 }
 

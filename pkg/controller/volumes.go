@@ -20,9 +20,9 @@ func (c *Service) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valid
 	if err := malformedCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	d, err := c.volume(ctx, req.GetVolumeId())
 	if err != nil {
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	}
 	if _, err := parseParams(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
@@ -52,9 +52,9 @@ func (c *Service) ControllerGetVolume(ctx context.Context, req *csi.ControllerGe
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
-	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	d, err := c.volume(ctx, req.GetVolumeId())
 	if err != nil {
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: c.csiVolume(d, nil, nil),
@@ -68,9 +68,9 @@ func (c *Service) ControllerGetVolumeHealth(ctx context.Context, req *csi.Contro
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume id is required")
 	}
-	d, err := c.cloud.GetDrive(ctx, req.GetVolumeId())
+	d, err := c.volume(ctx, req.GetVolumeId())
 	if err != nil {
-		return nil, cloudError(err, "reading drive")
+		return nil, err
 	}
 	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: driveHealth(d)}, nil
 }

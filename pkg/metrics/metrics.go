@@ -35,6 +35,8 @@ type Metrics struct {
 	csiDuration *prometheus.HistogramVec
 	apiRequests *prometheus.CounterVec
 	apiDuration *prometheus.HistogramVec
+	retired     prometheus.Gauge
+	retiredSize prometheus.Gauge
 }
 
 // New returns a Metrics with its collectors registered, plus the Go runtime
@@ -60,13 +62,27 @@ func New() *Metrics {
 			Help:    "CloudSigma API request latency until the response headers arrive, by HTTP method and endpoint.",
 			Buckets: apiBuckets,
 		}, []string{"method", "endpoint"}),
+		retired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "csi_retired_drives",
+			Help: "Drives of deleted volumes kept because they still have snapshots (CloudSigma would delete the snapshots with them), as of the last sweep.",
+		}),
+		retiredSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "csi_retired_drive_bytes",
+			Help: "Size of the retired drives, billed until their last snapshot is deleted.",
+		}),
 	}
 	m.registry.MustRegister(
-		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration,
+		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration, m.retired, m.retiredSize,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// SetRetired records what the last sweep of retired drives left.
+func (m *Metrics) SetRetired(drives int, bytes int64) {
+	m.retired.Set(float64(drives))
+	m.retiredSize.Set(float64(bytes))
 }
 
 // Registry exposes the registry so callers can add collectors of their own.

@@ -222,3 +222,11 @@ func TestServeBadAddress(t *testing.T) {
 		t.Fatal("expected a listen error")
 	}
 }
+
+func TestRetiredGauges(t *testing.T) {
+	m := New()
+	m.SetRetired(3, 5<<30)
+	body := scrape(t, m.Handler(nil))
+	assertLine(t, body, "csi_retired_drives 3")
+	assertLine(t, body, "csi_retired_drive_bytes 5.36870912e+09")
+}

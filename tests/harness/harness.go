@@ -40,6 +40,8 @@ type Options struct {
 	// NoController serves only identity (and Node).
 	NoController bool
 	Channels     virtio.Channels
+	// SweepEvery runs the controller's sweep of retired drives this often.
+	SweepEvery time.Duration
 }
 
 // DefaultDelays are small but non-zero, so every asynchronous path runs.
@@ -120,6 +122,7 @@ func (e *Env) NewClient() *cloudsigma.Client {
 func (e *Env) StartDriver() {
 	e.t.Helper()
 	opts := driver.Options{Endpoint: e.Endpoint}
+	var sweeper *controller.Service
 	if !e.opts.NoController {
 		c, err := controller.New(controller.Config{
 			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
@@ -129,6 +132,7 @@ func (e *Env) StartDriver() {
 			e.t.Fatalf("controller service: %v", err)
 		}
 		opts.Controller = c
+		sweeper = c
 	}
 	if e.opts.Node != nil {
 		n, err := e.opts.Node(e.Server)
@@ -143,6 +147,9 @@ func (e *Env) StartDriver() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
+	if sweeper != nil && e.opts.SweepEvery > 0 {
+		go sweeper.RunSweeper(ctx, e.opts.SweepEvery, nil)
+	}
 	go func() { e.done <- d.Run(ctx) }()
 	// Ready when a connection is accepted: the socket file appears at bind,
 	// a moment before listen, and a stale one may be left by StopDriver.
