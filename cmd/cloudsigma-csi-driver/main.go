@@ -92,6 +92,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	opts := driver.Options{Endpoint: cfg.endpoint}
 	m := metrics.New()
+	var reach *driver.Reachability // controller: the API check behind /readyz
 	opts.Interceptors = []grpc.UnaryServerInterceptor{m.UnaryServerInterceptor()}
 	if controllerMode {
 		client, err := newClient(cfg, m)
@@ -108,7 +109,9 @@ func run(ctx context.Context, cfg config) error {
 		if cfg.sweepInterval > 0 {
 			go svc.RunSweeper(ctx, cfg.sweepInterval, func(r controller.RetiredReport) { m.SetRetired(r.Drives, r.Bytes) })
 		}
-		opts.Probe = func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err }
+		reach = driver.NewReachability(func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err },
+			30*time.Second, m.SetAPIUp)
+		go reach.Run(ctx)
 	}
 	if nodeMode {
 		if opts.Node, err = newNode(ctx, cfg, location); err != nil {
@@ -121,7 +124,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.metricsAddress != "" {
 		go func() {
-			if err := m.Serve(ctx, cfg.metricsAddress, d.Healthy); err != nil {
+			var ready metrics.ReadyFunc
+			if reach != nil {
+				ready = reach.Ready
+			}
+			if err := m.Serve(ctx, cfg.metricsAddress, ready); err != nil {
 				klog.ErrorS(err, "Metrics server stopped")
 			}
 		}()

@@ -28,9 +28,6 @@ type Options struct {
 	Controller csi.ControllerServer
 	// Node, when set, is served as the node service.
 	Node csi.NodeServer
-	// Probe checks the API for the identity Probe and health endpoint; nil
-	// means always ready.
-	Probe func(context.Context) error
 
 	// Interceptors run around every call (metrics).
 	Interceptors []grpc.UnaryServerInterceptor
@@ -38,9 +35,8 @@ type Options struct {
 
 // Driver is a configured CSI plugin.
 type Driver struct {
-	opts  Options
-	probe *probeCache
-	srv   *grpc.Server
+	opts Options
+	srv  *grpc.Server
 }
 
 // New validates opts and builds the services.
@@ -52,12 +48,9 @@ func New(opts Options) (*Driver, error) {
 		return nil, errors.New("nothing to serve: enable the controller, the node service, or both")
 	}
 	d := &Driver{opts: opts}
-	if opts.Probe != nil {
-		d.probe = &probeCache{ttl: time.Minute, failTTL: 5 * time.Second, check: opts.Probe}
-	}
 	interceptors := append([]grpc.UnaryServerInterceptor{logCalls}, opts.Interceptors...)
 	d.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...))
-	csi.RegisterIdentityServer(d.srv, &identity{probe: d.probe})
+	csi.RegisterIdentityServer(d.srv, &identity{})
 	if opts.Controller != nil {
 		csi.RegisterControllerServer(d.srv, opts.Controller)
 	}
@@ -65,14 +58,6 @@ func New(opts Options) (*Driver, error) {
 		csi.RegisterNodeServer(d.srv, opts.Node)
 	}
 	return d, nil
-}
-
-// Healthy is the cached API check, for a health endpoint.
-func (d *Driver) Healthy(ctx context.Context) error {
-	if d.probe == nil {
-		return nil
-	}
-	return d.probe.checkNow(ctx)
 }
 
 // Run serves until ctx is done, then stops gracefully.

@@ -2,12 +2,9 @@ package driver
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/params"
 )
@@ -20,7 +17,6 @@ func Version() string { return version }
 
 type identity struct {
 	csi.UnimplementedIdentityServer
-	probe *probeCache
 }
 
 func (i *identity) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
@@ -45,43 +41,10 @@ func (i *identity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabili
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-func (i *identity) Probe(ctx context.Context, _ *csi.ProbeRequest) (*csi.ProbeResponse, error) {
-	ready := true
-	if i.probe != nil {
-		if err := i.probe.checkNow(ctx); err != nil {
-			klog.ErrorS(err, "Probe: CloudSigma API not reachable")
-			ready = false
-		}
-	}
-	return &csi.ProbeResponse{Ready: wrapperspb.Bool(ready)}, nil
-}
-
-// probeCache remembers the last API check for ttl, so liveness probes every
-// few seconds cost one API call a minute at most. A failure is remembered
-// for failTTL only: one blip must not fail every probe for a minute and get
-// the container restarted.
-type probeCache struct {
-	ttl, failTTL time.Duration
-	check        func(context.Context) error
-
-	mu     sync.Mutex
-	at     time.Time
-	result error
-}
-
-func (p *probeCache) checkNow(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ttl := p.ttl
-	if p.result != nil {
-		ttl = min(p.ttl, p.failTTL)
-	}
-	if !p.at.IsZero() && time.Since(p.at) < ttl {
-		return p.result
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	p.result = p.check(ctx)
-	p.at = time.Now()
-	return p.result
+// Probe reports the process's health only: the livenessprobe sidecar turns
+// it into the container's liveness, and an outage of the CloudSigma API must
+// not restart a controller that will serve again the moment the API returns.
+// The API's reachability is the Reachability watcher's business.
+func (i *identity) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
+	return &csi.ProbeResponse{Ready: wrapperspb.Bool(true)}, nil
 }

@@ -37,6 +37,7 @@ type Metrics struct {
 	apiDuration *prometheus.HistogramVec
 	retired     prometheus.Gauge
 	retiredSize prometheus.Gauge
+	apiUp       prometheus.Gauge
 }
 
 // New returns a Metrics with its collectors registered, plus the Go runtime
@@ -66,13 +67,17 @@ func New() *Metrics {
 			Name: "csi_retired_drives",
 			Help: "Drives of deleted volumes kept because they still have snapshots (CloudSigma would delete the snapshots with them), as of the last sweep.",
 		}),
+		apiUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cloudsigma_api_up",
+			Help: "1 when the last periodic check of the CloudSigma API succeeded, 0 when it failed (controller only).",
+		}),
 		retiredSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "csi_retired_drive_bytes",
 			Help: "Size of the retired drives, billed until their last snapshot is deleted.",
 		}),
 	}
 	m.registry.MustRegister(
-		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration, m.retired, m.retiredSize,
+		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration, m.retired, m.retiredSize, m.apiUp,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -147,42 +152,56 @@ func Endpoint(path string) string {
 	return uuidRE.ReplaceAllString(path, "{uuid}")
 }
 
-// HealthFunc reports whether the driver is healthy; it gets the /healthz
-// request's context so a slow check ends when the prober gives up.
-type HealthFunc func(ctx context.Context) error
+// ReadyFunc reports whether the driver can do its work (the controller:
+// the CloudSigma API answers); it gets the request's context.
+type ReadyFunc func(ctx context.Context) error
 
-// Handler serves /metrics from the registry and /healthz from healthy: 200
-// "ok" when it returns nil (or is nil), 503 with the error text otherwise.
-func (m *Metrics) Handler(healthy HealthFunc) http.Handler {
+// Handler serves /metrics from the registry, /healthz (the process serves:
+// always 200 "ok") and /readyz from ready: 200 "ok" when it returns nil (or
+// is nil), 503 "not ready" otherwise. The reason stays in the driver's log:
+// a probe endpoint answers anyone who reaches the port, and the API's error
+// text is not theirs to read.
+func (m *Metrics) Handler(ready ReadyFunc) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if healthy != nil {
-			if err := healthy(r.Context()); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(err.Error() + "\n"))
-				return
-			}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil && ready(r.Context()) != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
 }
 
-// Serve listens on addr and serves Handler(healthy) until ctx is done, then
+// SetAPIUp records the last check of the CloudSigma API (1 up, 0 down).
+func (m *Metrics) SetAPIUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.apiUp.Set(v)
+}
+
+// Serve listens on addr and serves Handler(ready) until ctx is done, then
 // shuts down gracefully. It returns nil after a shutdown caused by ctx.
-func (m *Metrics) Serve(ctx context.Context, addr string, healthy HealthFunc) error {
+func (m *Metrics) Serve(ctx context.Context, addr string, ready ReadyFunc) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	return m.serve(ctx, ln, healthy)
+	return m.serve(ctx, ln, ready)
 }
 
-func (m *Metrics) serve(ctx context.Context, ln net.Listener, healthy HealthFunc) error {
+func (m *Metrics) serve(ctx context.Context, ln net.Listener, ready ReadyFunc) error {
 	srv := &http.Server{
-		Handler: m.Handler(healthy),
+		Handler: m.Handler(ready),
 		// Bounded so a stuck scraper cannot pin connections forever.
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -155,29 +155,43 @@ func TestNilTransportUsesDefault(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+// /healthz is the process; /readyz the API check, without its error text.
+func TestHealthzAndReadyz(t *testing.T) {
 	m := New()
-	var healthErr error
-	h := m.Handler(func(context.Context) error { return healthErr })
+	var readyErr error
+	h := m.Handler(func(context.Context) error { return readyErr })
 
-	get := func() (int, string) {
+	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		return rec.Code, rec.Body.String()
 	}
-	if code, body := get(); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("healthy: got %d %q", code, body)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(path); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("API up, %s: got %d %q", path, code, body)
+		}
 	}
-	healthErr = errors.New("cloudsigma API unreachable")
-	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "cloudsigma API unreachable") {
-		t.Errorf("unhealthy: got %d %q", code, body)
+	readyErr = errors.New("cloudsigma: GET /api/2.0/capabilities/: 503 secret-ish detail")
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || body != "not ready\n" {
+		t.Errorf("API down, /readyz: got %d %q; want 503 without the error's text", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("API down, /healthz: got %d; an outage must not fail liveness", code)
 	}
 
 	rec := httptest.NewRecorder()
-	m.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	m.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusOK {
-		t.Errorf("nil health func: got %d", rec.Code)
+		t.Errorf("nil ready func: got %d", rec.Code)
 	}
+}
+
+func TestAPIUpGauge(t *testing.T) {
+	m := New()
+	m.SetAPIUp(false)
+	assertLine(t, scrape(t, m.Handler(nil)), "cloudsigma_api_up 0")
+	m.SetAPIUp(true)
+	assertLine(t, scrape(t, m.Handler(nil)), "cloudsigma_api_up 1")
 }
 
 func TestServeAndShutdown(t *testing.T) {
