@@ -26,6 +26,9 @@ func (c *Service) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	p.multimount = multiNode(req.GetVolumeCapabilities()...)
+	if err := p.checkFormatOptions(req.GetVolumeCapabilities()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	if err := c.checkTopology(req.GetAccessibilityRequirements()); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cloudsigma-csi/driver/pkg/params"
+	"github.com/container-storage-interface/spec/lib/go/csi"
 )
 
 const (
@@ -99,4 +100,29 @@ func (p volumeParams) volumeContext() map[string]string {
 		vc[params.ParamFSType] = p.fsType
 	}
 	return vc
+}
+
+// checkFormatOptions refuses mkfs options the node would refuse, now rather
+// than at the first stage: for the StorageClass's filesystem, else each
+// filesystem capability's (ext4 when none is named).
+func (p volumeParams) checkFormatOptions(caps []*csi.VolumeCapability) error {
+	if p.formatOptions == "" {
+		return nil
+	}
+	fsTypes := []string{p.fsType}
+	if p.fsType == "" {
+		fsTypes = nil
+		for _, c := range caps {
+			if c.GetMount() != nil {
+				fs, _ := params.FSType(c.GetMount().GetFsType())
+				fsTypes = append(fsTypes, fs)
+			}
+		}
+	}
+	for _, fs := range fsTypes {
+		if _, err := params.FormatOptions(fs, p.formatOptions); err != nil {
+			return err
+		}
+	}
+	return nil
 }

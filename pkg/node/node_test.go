@@ -179,6 +179,18 @@ func TestArgumentErrors(t *testing.T) {
 				r.VolumeContext = map[string]string{params.ParamFormatOptions: "-b 4096 /dev/sda"}
 			}))
 		}, codes.InvalidArgument},
+		// Relative paths too: mke2fs -d copies a directory into the volume.
+		{"stage: format option reading a relative path", func() error {
+			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) {
+				r.VolumeContext = map[string]string{params.ParamFormatOptions: "-d etc"}
+			}))
+		}, codes.InvalidArgument},
+		{"stage: xfs log on another device, relative", func() error {
+			return stage(notFound, stageReq(func(r *csi.NodeStageVolumeRequest) {
+				r.VolumeCapability = mountCap("xfs", snw)
+				r.VolumeContext = map[string]string{params.ParamFormatOptions: "-l logdev=dev/loop0"}
+			}))
+		}, codes.InvalidArgument},
 		{"stage: device not found", func() error { return stage(notFound, stageReq(func(*csi.NodeStageVolumeRequest) {})) }, codes.NotFound},
 		{"stage: device unproven", func() error {
 			return stage(finderErr(device.ErrIdentity), stageReq(func(*csi.NodeStageVolumeRequest) {}))

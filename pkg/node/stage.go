@@ -45,7 +45,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 		if fsType, err = fsTypeOf(vc, req.GetVolumeContext()); err != nil {
 			return err
 		}
-		if fmtOpts, err = formatOptions(req.GetVolumeContext()); err != nil {
+		if fmtOpts, err = formatOptions(fsType, req.GetVolumeContext()); err != nil {
 			return err
 		}
 	}

@@ -60,15 +60,13 @@ func fsTypeOf(vc *csi.VolumeCapability, volumeContext map[string]string) (string
 	return fs, nil
 }
 
-// formatOptions splits the StorageClass's extra mkfs arguments. They are
-// passed to mkfs without a shell, but an argument naming a path could make
-// mkfs format another device, so paths are refused.
-func formatOptions(volumeContext map[string]string) ([]string, error) {
-	opts := strings.Fields(volumeContext[params.ParamFormatOptions])
-	for _, o := range opts {
-		if strings.HasPrefix(o, "/") || strings.Contains(o, "/dev/") {
-			return nil, failf(errInvalid, "format option %q looks like a path", o)
-		}
+// formatOptions are the StorageClass's extra mkfs arguments, checked
+// against the allow-list in pkg/params: nothing that names a file or device
+// reaches mkfs.
+func formatOptions(fsType string, volumeContext map[string]string) ([]string, error) {
+	opts, err := params.FormatOptions(fsType, volumeContext[params.ParamFormatOptions])
+	if err != nil {
+		return nil, failf(errInvalid, "%v", err)
 	}
 	return opts, nil
 }
