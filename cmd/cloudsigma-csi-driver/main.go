@@ -41,7 +41,7 @@ type config struct {
 func main() {
 	var cfg config
 	fs := flag.CommandLine
-	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock or tcp://host:port")
+	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock, or tcp://127.0.0.1:PORT (loopback only)")
 	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
 	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
 	fs.StringVar(&cfg.location, "location", "", "CloudSigma location code (zrh, fra, ...): builds the API URL when --api-url is empty, and is the topology value (default: from the API host)")

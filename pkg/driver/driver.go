@@ -22,7 +22,7 @@ import (
 
 // Options configure a Driver: at least one of Controller and Node.
 type Options struct {
-	Endpoint string // unix:///path/csi.sock or tcp://host:port
+	Endpoint string // unix:///path/csi.sock or tcp://127.0.0.1:port (loopback only)
 
 	// Controller, when set, is served as the controller service.
 	Controller csi.ControllerServer
@@ -84,7 +84,7 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 }
 
-// listen opens a unix socket (removing a stale one) or a TCP port.
+// listen opens a unix socket or a loopback TCP port.
 func listen(endpoint string) (net.Listener, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -102,14 +102,44 @@ func listen(endpoint string) (net.Listener, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, err
 		}
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+		if err := clearStaleSocket(path); err != nil {
+			return nil, err
 		}
 		return net.Listen("unix", path)
 	case "tcp":
+		// CSI has no authentication: whoever reaches the port can create,
+		// attach and delete volumes. Loopback only (a sidecar in the pod).
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("endpoint %q: CSI over TCP has no authentication, so only a loopback address is allowed (tcp://127.0.0.1:PORT); use a unix socket otherwise", endpoint)
+		}
 		return net.Listen("tcp", u.Host)
 	}
 	return nil, fmt.Errorf("endpoint %q: scheme must be unix:// or tcp://", endpoint)
+}
+
+// clearStaleSocket removes a socket a previous run left at path. Anything
+// else there is not ours to remove, and a socket that still answers belongs
+// to a running process: both are errors, so two plugins never share an
+// endpoint and a typo never deletes a file.
+func clearStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	switch {
+	case os.IsNotExist(err):
+		return nil
+	case err != nil:
+		return err
+	case st.Mode()&os.ModeSocket == 0:
+		return fmt.Errorf("endpoint %s exists and is not a socket (%s); refusing to remove it: choose another --endpoint or remove it by hand", path, st.Mode().Type())
+	}
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return fmt.Errorf("endpoint %s is served by another process; stop it first, or choose another --endpoint", path)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing stale socket %s: %w", path, err)
+	}
+	return nil
 }
 
 // logCalls logs each call's method, outcome and duration; failures at the

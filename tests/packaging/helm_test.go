@@ -3,6 +3,7 @@ package packaging
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -243,6 +244,21 @@ func TestHelmNotesRender(t *testing.T) {
 		}
 		if c.set != "" && strings.Contains(notes, "create secret generic") {
 			t.Errorf("NOTES ask to create a Secret the chart created:\n%s", notes)
+		}
+	}
+}
+
+// No rendered object carries a digest of the credentials: a pod annotation
+// is readable by anyone who may list pods, and a hash of a weak password is
+// as good as the password.
+func TestHelmTemplateNoCredentialDigest(t *testing.T) {
+	args := []string{"template", release, chartDir(t), "--namespace", "kube-system",
+		"--set", "credentials.username=u@example.com", "--set", "credentials.password=hunter2"}
+	out := string(run(t, tool(t, "helm"), args...))
+	digest := regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "checksum/") || digest.MatchString(line) {
+			t.Errorf("rendered chart carries a digest: %s", strings.TrimSpace(line))
 		}
 	}
 }
