@@ -277,12 +277,23 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return err
 		}
 		delay := backoff(c.cfg.Retry.BaseDelay, c.cfg.Retry.MaxDelay, attempt)
+		if apiErr, ok := AsError(err); ok && apiErr.RetryAfter > delay {
+			// The API said when to come back; sooner only earns another
+			// refusal. A wait beyond the caller's deadline ends in its error.
+			delay = min(apiErr.RetryAfter, maxRetryAfter)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
+				return err
+			}
+		}
 		klog.V(3).InfoS("Retrying CloudSigma call", "method", r.method, "path", r.path, "attempt", attempt, "delay", delay, "err", err)
 		if err := sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
 }
+
+// maxRetryAfter bounds a Retry-After the client honours in one wait.
+const maxRetryAfter = 2 * time.Minute
 
 // retryable decides whether a failed attempt may be repeated. Idempotent
 // calls repeat on transport errors, 5xx and concurrency errors. A POST is
@@ -366,7 +377,9 @@ func (c *Client) once(ctx context.Context, r request, u *url.URL, payload []byte
 		return nil, &transportError{err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, decodeError(resp.StatusCode, respBody, reqID, r.method, u.Path)
+		apiErr := decodeError(resp.StatusCode, respBody, reqID, r.method, u.Path)
+		apiErr.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, apiErr
 	}
 	return respBody, nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Error types documented by the API (manual, chapter "Errors").
@@ -39,6 +41,9 @@ type Error struct {
 	Method     string
 	Path       string
 	Items      []ErrorItem
+	// RetryAfter is the wait a 429 or 503 asked for (Retry-After), zero
+	// when it named none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -66,6 +71,21 @@ func (e *Error) Error() string {
 // a body that is not the documented array (a proxy's HTML page, truncated
 // JSON, a single object) still yields an error carrying the status and a
 // trimmed excerpt of the body.
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil {
+		return max(0, time.Duration(n)*time.Second)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
+}
+
 func decodeError(status int, body []byte, requestID, method, path string) *Error {
 	e := &Error{StatusCode: status, RequestID: requestID, Method: method, Path: path}
 	var items []ErrorItem

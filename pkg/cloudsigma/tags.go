@@ -8,10 +8,10 @@ import (
 // Tag is a named label; objects list their tags, and a tag lists its
 // resources.
 type Tag struct {
-	UUID      string            `json:"uuid"`
-	Name      string            `json:"name"`
-	Resources []Ref             `json:"resources"`
-	Meta      map[string]string `json:"meta"`
+	UUID      string `json:"uuid"`
+	Name      string `json:"name"`
+	Resources []Ref  `json:"resources"`
+	Meta      Meta   `json:"meta"`
 }
 
 // ListTags returns every tag matching f.

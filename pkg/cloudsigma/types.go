@@ -26,6 +26,37 @@ const (
 	StatusStopped = "stopped"
 )
 
+// Meta is an object's user metadata. The API documents string values but
+// does not enforce them: a value another tool wrote as a number, boolean,
+// list or object is kept as its JSON text, so one odd key never makes a
+// drive, snapshot or server unreadable. (Written back, it becomes a string.)
+type Meta map[string]string
+
+func (m *Meta) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*m = nil
+		return nil
+	}
+	out := make(Meta, len(raw))
+	for k, v := range raw {
+		var str string
+		switch {
+		case json.Unmarshal(v, &str) == nil:
+			out[k] = str
+		case string(bytes.TrimSpace(v)) == "null":
+			out[k] = ""
+		default:
+			out[k] = string(bytes.TrimSpace(v))
+		}
+	}
+	*m = out
+	return nil
+}
+
 // Ref is a reference to another object. The API writes references as an
 // object {uuid, resource_uri}, as a bare URI, or as a bare UUID depending on
 // the call; Ref accepts all three.
@@ -152,22 +183,22 @@ type DriveRuntime struct {
 
 // Drive is a CloudSigma drive.
 type Drive struct {
-	UUID            string            `json:"uuid"`
-	Name            string            `json:"name"`
-	Size            Int64             `json:"size"`
-	Status          string            `json:"status"`
-	Media           string            `json:"media"`
-	StorageType     string            `json:"storage_type"`
-	Meta            map[string]string `json:"meta"`
-	Tags            []Ref             `json:"tags"`
-	MountedOn       []Ref             `json:"mounted_on"`
-	AllowMultimount bool              `json:"allow_multimount"`
-	Affinities      []string          `json:"affinities"`
-	Jobs            []Ref             `json:"jobs"`
-	Snapshots       []Ref             `json:"snapshots"`
-	Owner           *Ref              `json:"owner"`
-	ResourceURI     Ref               `json:"resource_uri"`
-	Runtime         *DriveRuntime     `json:"runtime"`
+	UUID            string        `json:"uuid"`
+	Name            string        `json:"name"`
+	Size            Int64         `json:"size"`
+	Status          string        `json:"status"`
+	Media           string        `json:"media"`
+	StorageType     string        `json:"storage_type"`
+	Meta            Meta          `json:"meta"`
+	Tags            []Ref         `json:"tags"`
+	MountedOn       []Ref         `json:"mounted_on"`
+	AllowMultimount bool          `json:"allow_multimount"`
+	Affinities      []string      `json:"affinities"`
+	Jobs            []Ref         `json:"jobs"`
+	Snapshots       []Ref         `json:"snapshots"`
+	Owner           *Ref          `json:"owner"`
+	ResourceURI     Ref           `json:"resource_uri"`
+	Runtime         *DriveRuntime `json:"runtime"`
 
 	raw object
 }
@@ -216,16 +247,16 @@ func (d *Drive) IsMountedOn(server string) bool {
 
 // Snapshot is a point-in-time copy of a drive.
 type Snapshot struct {
-	UUID          string            `json:"uuid"`
-	Name          string            `json:"name"`
-	Status        string            `json:"status"`
-	Drive         Ref               `json:"drive"`
-	Meta          map[string]string `json:"meta"`
-	AllocatedSize *Int64            `json:"allocated_size"`
-	Timestamp     string            `json:"timestamp"`
-	Tags          []Ref             `json:"tags"`
-	Owner         *Ref              `json:"owner"`
-	ResourceURI   Ref               `json:"resource_uri"`
+	UUID          string `json:"uuid"`
+	Name          string `json:"name"`
+	Status        string `json:"status"`
+	Drive         Ref    `json:"drive"`
+	Meta          Meta   `json:"meta"`
+	AllocatedSize *Int64 `json:"allocated_size"`
+	Timestamp     string `json:"timestamp"`
+	Tags          []Ref  `json:"tags"`
+	Owner         *Ref   `json:"owner"`
+	ResourceURI   Ref    `json:"resource_uri"`
 
 	raw object
 }
@@ -279,12 +310,12 @@ func (sd ServerDrive) MarshalJSON() ([]byte, error) {
 // Server is a CloudSigma server. Only the fields the driver reads are typed;
 // the rest travel untouched in raw.
 type Server struct {
-	UUID        string            `json:"uuid"`
-	Name        string            `json:"name"`
-	Status      string            `json:"status"`
-	Drives      []ServerDrive     `json:"drives"`
-	Meta        map[string]string `json:"meta"`
-	ResourceURI Ref               `json:"resource_uri"`
+	UUID        string        `json:"uuid"`
+	Name        string        `json:"name"`
+	Status      string        `json:"status"`
+	Drives      []ServerDrive `json:"drives"`
+	Meta        Meta          `json:"meta"`
+	ResourceURI Ref           `json:"resource_uri"`
 
 	raw object
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -36,6 +37,10 @@ func pickSize(r *csi.CapacityRange, limits cloudsigma.SizeRange) (int64, error) 
 		if limit > 0 && limit < size {
 			size = limit
 		}
+	}
+	if size > math.MaxInt64-mib {
+		// Rounding up would wrap around to a negative size.
+		return 0, fmt.Errorf("%d bytes is beyond any drive size", size)
 	}
 	if size%mib != 0 {
 		size += mib - size%mib

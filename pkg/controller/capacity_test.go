@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"math"
 	"testing"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -21,6 +22,9 @@ func TestPickSize(t *testing.T) {
 		{5 << 40, 0, 0, true},                      // above the maximum
 		{2 << 30, 1 << 30, 0, true},                // required > limit
 		{600 * mib, 700 * mib, 600 * mib, false},
+		{math.MaxInt64, 0, 0, true}, // near the int64 limit: never a wrapped size
+		{math.MaxInt64 - 1, 0, 0, true},
+		{math.MaxInt64 - mib + 1, math.MaxInt64, 0, true},
 	} {
 		got, err := pickSize(&csi.CapacityRange{RequiredBytes: tc.required, LimitBytes: tc.limit}, dssd)
 		if (err != nil) != tc.fail || (!tc.fail && got != tc.want) {
