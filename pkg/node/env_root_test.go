@@ -105,11 +105,11 @@ func (e *env) must(err error) {
 // mountedAt returns the filesystem type mounted at path, "" if none.
 func mountedAt(t *testing.T, path string) string {
 	t.Helper()
-	mounts, err := readMounts()
+	mounts, err := DefaultMountInfo.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := mounts.at(path); m != nil {
+	if m := mountTable(mounts).at(path); m != nil {
 		return m.FsType
 	}
 	return ""
