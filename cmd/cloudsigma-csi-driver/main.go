@@ -50,7 +50,7 @@ func main() {
 	fs.StringVar(&cfg.nodeID, "node-id", "", "node ID = CloudSigma server UUID of this machine (node mode; default: read from the server context)")
 	fs.StringVar(&cfg.clusterID, "cluster-id", "default", "cluster identity recorded on (and tagging) the drives this cluster owns")
 	fs.StringVar(&cfg.byIDDir, "by-id-dir", "/dev/disk/by-id", "directory of virtio-<serial> device links (node mode)")
-	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes (node mode)")
+	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes and to tell a live device from an unplugged one (node mode)")
 	fs.StringVar(&cfg.contextDev, "server-context-device", "/dev/ttyS1", "serial device of the CloudSigma server context (node mode)")
 	fs.IntVar(&cfg.maxVolumes, "max-volumes-per-node", 0, "volumes a node may attach (default: virtio channels minus one for the boot drive)")
 	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", virtio.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")

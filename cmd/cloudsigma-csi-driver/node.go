@@ -39,5 +39,6 @@ func newNode(ctx context.Context, cfg config, location string) (csi.NodeServer, 
 		Location:          location,
 		MaxVolumesPerNode: int64(maxVolumes),
 		Finder:            &device.VirtioFinder{ByIDDir: cfg.byIDDir, SysDir: cfg.sysDir},
+		SysDir:            cfg.sysDir,
 	})
 }

@@ -10,21 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 )
 
-// requireRoot fails (never skips): CI runs as root, and a skipped guest test
-// would hide a broken emulation.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("guest device emulation needs root (loop devices); run the tests as root")
-	}
-}
-
 func newGuestEnv(t *testing.T, mutate func(*Config)) (*env, string, string) {
-	requireRoot(t)
+	testenv.RequireRoot(t, "guest devices are loop devices")
 	local, dir := uuid.NewString(), t.TempDir()
 	var e *env
 	// Registered first, so it runs after the simulator has closed.

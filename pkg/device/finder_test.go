@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
@@ -28,9 +29,7 @@ const fakeMajor = 240 // "local/experimental use" range: never a real driver
 
 func newTree(t *testing.T) *tree {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root to mknod block device nodes; CI runs as root")
-	}
+	testenv.RequireRoot(t, "mknod of block device nodes")
 	root := t.TempDir()
 	tr := &tree{by: filepath.Join(root, "by-id"), sys: filepath.Join(root, "sys"), dev: filepath.Join(root, "dev")}
 	for _, d := range []string{tr.by, filepath.Join(tr.sys, "block"), tr.dev} {

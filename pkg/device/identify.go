@@ -36,12 +36,9 @@ func resolveLink(link string) (string, error) {
 // its sysfs entry, whose identity (serial or backing file) names the drive,
 // and which is at least wantSize bytes.
 func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64) (string, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil {
+	rdev, err := Number(dev)
+	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrIdentity, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return "", fmt.Errorf("%w: %s is not a block device", ErrIdentity, dev)
 	}
 	name := filepath.Base(dev)
 	sys := f.sysBlock(name)
@@ -50,7 +47,7 @@ func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64) (string, er
 		return "", fmt.Errorf("%w: %s has no sysfs entry: %v", ErrIdentity, dev, err)
 	}
 	// A node whose number differs from sysfs is stale (e.g. a copied /dev).
-	if want := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)); num != want {
+	if want := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev)); num != want {
 		return "", fmt.Errorf("%w: %s is device %s but %s says %s", ErrIdentity, dev, want, sys, num)
 	}
 	if err := f.identify(name, driveUUID); err != nil {

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
+	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/device"
-	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
@@ -24,7 +25,7 @@ func realFinder(byID string) *device.VirtioFinder {
 // The emulated guest: real loop devices over "<uuid>.img" files, the real
 // /sys and /dev, and a private by-id directory.
 func TestVirtioFinderRealLoopDevices(t *testing.T) {
-	looptest.RequireRoot(t)
+	testenv.RequireRoot(t, "loop devices")
 	dir := t.TempDir()
 	byID := filepath.Join(dir, "by-id")
 	a := looptest.New(t, dir, 64*mib)
@@ -82,7 +83,7 @@ func TestVirtioFinderRealLoopDevices(t *testing.T) {
 // A real virtio disk's serial is read from sysfs; a by-id link naming our
 // drive but pointing at it is refused. Needs a virtio disk with a serial.
 func TestVirtioFinderRealVirtioSerial(t *testing.T) {
-	looptest.RequireRoot(t)
+	testenv.RequireRoot(t, "loop devices")
 	serial, err := os.ReadFile("/sys/block/vda/serial")
 	if err != nil || len(strings.TrimSpace(string(serial))) == 0 {
 		t.Skip("no virtio disk with a serial at /dev/vda on this machine")

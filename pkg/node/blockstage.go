@@ -26,8 +26,8 @@ func blockMode(ro bool) string {
 
 // stageBlock stages a raw block volume: nothing may be mounted at the
 // staging path, and an earlier raw block stage must have the same mode.
-func stageBlock(staging string, rdev uint64, ro bool) error {
-	mounts, err := readMounts()
+func (s *Service) stageBlock(staging string, rdev uint64, ro bool) error {
+	mounts, err := s.mounts()
 	if err != nil {
 		return err
 	}

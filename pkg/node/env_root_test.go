@@ -15,8 +15,9 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
+	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/device"
-	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
 )
 
 // env is one emulated node: a temp dir holding by-id links, backing files,
@@ -34,7 +35,7 @@ const mib = int64(1) << 20
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	looptest.RequireRoot(t)
+	testenv.RequireRoot(t, "loop devices")
 	dir := t.TempDir()
 	// Registered after TempDir, so it runs before the directory is removed:
 	// never RemoveAll through a live mount.
@@ -104,11 +105,11 @@ func (e *env) must(err error) {
 // mountedAt returns the filesystem type mounted at path, "" if none.
 func mountedAt(t *testing.T, path string) string {
 	t.Helper()
-	mounts, err := readMounts()
+	mounts, err := DefaultMountInfo.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := mounts.at(path); m != nil {
+	if m := mountTable(mounts).at(path); m != nil {
 		return m.FsType
 	}
 	return ""

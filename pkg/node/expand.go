@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
@@ -36,8 +35,8 @@ func (s *Service) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) 
 	if err := checkCapacityRange(req.GetCapacityRange()); err != nil {
 		return 0, err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	info, err := s.cfg.Stat.Stat(path)
+	if err != nil {
 		return 0, pathError(path, err)
 	}
 	unlock, err := s.locks.Acquire(inflight.Volume(volID))
@@ -65,14 +64,14 @@ func (s *Service) expand(ctx context.Context, req *csi.NodeExpandVolumeRequest) 
 		return 0, failf(errOutOfRange, "volume %s already holds %d bytes, more than the limit of %d bytes", volID, size, limit)
 	}
 	// A path that does not hold this volume: "Volume does not exist" there.
-	if st.Mode&unix.S_IFMT == unix.S_IFBLK || req.GetVolumeCapability().GetBlock() != nil {
-		if !isBlock(path, rdev) {
+	if info.Block || req.GetVolumeCapability().GetBlock() != nil {
+		if !s.isBlock(path, rdev) {
 			return 0, failf(errNotFound, "%s is not volume %s's device", path, volID)
 		}
 		return size, nil
 	}
 
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return 0, err
 	}

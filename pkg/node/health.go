@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
 
 	"github.com/cloudsigma-csi/driver/pkg/device"
@@ -28,7 +27,7 @@ func (s *Service) findNow(ctx context.Context, volID string, wantSize int64) (st
 	if err != nil {
 		return "", 0, err
 	}
-	rdev, err := device.Number(dev)
+	rdev, err := s.number(dev)
 	if err != nil {
 		return "", 0, err
 	}
@@ -53,17 +52,17 @@ func (s *Service) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolum
 		h.add(reason, findErr.Error())
 	}
 
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	seen := false
 	// A staging path without a mount is normal for raw block volumes.
 	if p := req.GetStagingTargetPath(); p != "" {
-		seen = h.checkPath(mounts, p, false, findErr == nil, rdev) || seen
+		seen = s.checkPath(h, mounts, p, false, findErr == nil, rdev) || seen
 	}
 	if p := req.GetVolumePublishPath(); p != "" {
-		seen = h.checkPath(mounts, p, true, findErr == nil, rdev) || seen
+		seen = s.checkPath(h, mounts, p, true, findErr == nil, rdev) || seen
 	}
 	if findErr != nil && !seen {
 		return nil, toStatus(failf(errNotFound, "volume %s has no device and no staged or published path on this node: %v", volID, findErr))
@@ -90,9 +89,9 @@ func (h *healthReport) add(reason, msg string) {
 
 // checkPath inspects one path and reports whether it exists. mustMount: a
 // publish path always holds a mount; haveDev: rdev is the proven device.
-func (h *healthReport) checkPath(mounts mountTable, path string, mustMount, haveDev bool, rdev uint64) bool {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+func (s *Service) checkPath(h *healthReport, mounts mountTable, path string, mustMount, haveDev bool, rdev uint64) bool {
+	info, err := s.cfg.Stat.Stat(path)
+	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if mustMount {
@@ -100,10 +99,10 @@ func (h *healthReport) checkPath(mounts mountTable, path string, mustMount, have
 			}
 			return false
 		case mount.IsCorruptedMnt(err):
-			h.add("CorruptedMount", fmt.Sprintf("%s: %v", path, err))
+			h.add("CorruptedMount", err.Error())
 			return true
 		}
-		h.add("PathError", fmt.Sprintf("%s: %v", path, err))
+		h.add("PathError", err.Error())
 		return true
 	}
 	m := mounts.at(path)
@@ -114,8 +113,7 @@ func (h *healthReport) checkPath(mounts mountTable, path string, mustMount, have
 		}
 	case !haveDev:
 		// Already reported: the device behind the mount cannot be proven.
-	case st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev != rdev,
-		st.Mode&unix.S_IFMT == unix.S_IFDIR && !isDevice(m, rdev):
+	case info.Block && info.Rdev != rdev, info.Dir && !isDevice(m, rdev):
 		h.add("WrongDevice", fmt.Sprintf("%s holds %s (%d:%d), not the volume's device", path, m.Source, m.Major, m.Minor))
 	}
 	return true

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 
-	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
+	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 )
 
 // xfs needs at least 300 MiB; both filesystems get the same drive size.

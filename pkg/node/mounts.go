@@ -8,17 +8,47 @@ import (
 
 	"golang.org/x/sys/unix"
 	mount "k8s.io/mount-utils"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
 // The mount table is the node's only state: it says what is staged or
 // published where, and from which device, even after a restart.
 
-const mountInfoPath = "/proc/self/mountinfo"
+// MountTable lists the mounts the node sees. Config.Mounts takes one so
+// that tests can describe a node's mounts without root.
+type MountTable interface {
+	List() ([]mount.MountInfo, error)
+}
+
+// MountInfoFile is the MountTable parsed from a mountinfo(5) file.
+type MountInfoFile string
+
+// DefaultMountInfo is this process's mount table.
+const DefaultMountInfo MountInfoFile = "/proc/self/mountinfo"
+
+// List implements MountTable.
+func (f MountInfoFile) List() ([]mount.MountInfo, error) {
+	return mount.ParseMountInfo(string(f))
+}
+
+// Stater stats a path, following links, as device.Probe does; errors name
+// the path (*fs.PathError). Config.Stat takes one so that tests can fake
+// device nodes, which only root can create.
+type Stater interface {
+	Stat(path string) (device.Info, error)
+}
+
+// StatFunc adapts a function such as device.Probe to a Stater.
+type StatFunc func(path string) (device.Info, error)
+
+// Stat implements Stater.
+func (f StatFunc) Stat(path string) (device.Info, error) { return f(path) }
 
 type mountTable []mount.MountInfo
 
-func readMounts() (mountTable, error) {
-	return mount.ParseMountInfo(mountInfoPath)
+func (s *Service) mounts() (mountTable, error) {
+	return s.cfg.Mounts.List()
 }
 
 // at returns the topmost mount on path, or nil.
@@ -55,8 +85,8 @@ func (t mountTable) fsUsers(rdev uint64, skip ...string) []string {
 
 // nodeUsers lists the files the device node of rdev is bind-mounted on (raw
 // block publishes), except skip. Such mounts carry the /dev filesystem's
-// number, so they are found by their root (the node's name) and a stat.
-func (t mountTable) nodeUsers(devPath string, rdev uint64, skip ...string) []string {
+// number, so they are found by their root (the node's name) and isBlock.
+func (t mountTable) nodeUsers(isBlock func(string, uint64) bool, devPath string, rdev uint64, skip ...string) []string {
 	var out []string
 	for i := range t {
 		m := &t[i]
@@ -70,15 +100,20 @@ func (t mountTable) nodeUsers(devPath string, rdev uint64, skip ...string) []str
 	return out
 }
 
+// number is the device number of the block device dev.
+func (s *Service) number(dev string) (uint64, error) {
+	return device.NumberOf(s.cfg.Stat.Stat, dev)
+}
+
 // isBlock reports whether path is (a bind mount of) the block device rdev.
-func isBlock(path string, rdev uint64) bool {
-	var st unix.Stat_t
-	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev
+func (s *Service) isBlock(path string, rdev uint64) bool {
+	info, err := s.cfg.Stat.Stat(path)
+	return err == nil && info.IsBlock(rdev)
 }
 
 // liveBlockDevice reports whether m's device is a block device still present
 // on the node. An unplugged disk leaves sysfs while a mount holds its number.
-func liveBlockDevice(m *mount.MountInfo) bool {
-	_, err := os.Stat(fmt.Sprintf("/sys/dev/block/%d:%d", m.Major, m.Minor))
+func (s *Service) liveBlockDevice(m *mount.MountInfo) bool {
+	_, err := os.Stat(filepath.Join(s.cfg.SysDir, "dev", "block", fmt.Sprintf("%d:%d", m.Major, m.Minor)))
 	return err == nil
 }

@@ -38,6 +38,13 @@ type Config struct {
 	Mounter *mount.SafeFormatAndMount
 	// Resizer grows filesystems; nil means resize2fs / xfs_growfs.
 	Resizer Resizer
+	// Mounts is the mount table; nil means DefaultMountInfo.
+	Mounts MountTable
+	// Stat stats paths; nil means device.Probe.
+	Stat Stater
+	// SysDir is the sysfs root, where a mount's device is looked up to
+	// tell a live one from an unplugged one; "" means device.DefaultSysDir.
+	SysDir string
 }
 
 // Service is the CSI node service (csi.NodeServer).
@@ -66,6 +73,15 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Resizer == nil {
 		cfg.Resizer = mount.NewResizeFs(exec.New())
+	}
+	if cfg.Mounts == nil {
+		cfg.Mounts = DefaultMountInfo
+	}
+	if cfg.Stat == nil {
+		cfg.Stat = StatFunc(device.Probe)
+	}
+	if cfg.SysDir == "" {
+		cfg.SysDir = device.DefaultSysDir
 	}
 	return &Service{cfg: cfg}, nil
 }

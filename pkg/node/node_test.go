@@ -18,7 +18,9 @@ import (
 )
 
 // Unit tests of the logic that runs before any device or mount is touched.
-// The real behaviour (mkfs, mounts, loop devices) is in node_root_test.go.
+// The decisions about devices and mounts are tested on a fake node
+// (fakes_test.go) in stage_test.go, publish_test.go and so on; the real
+// behaviour (mkfs, mounts, loop devices, as root) in *_root_test.go.
 
 const volA = "3f6b1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 

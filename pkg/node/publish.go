@@ -77,7 +77,7 @@ func (s *Service) publish(ctx context.Context, req *csi.NodePublishVolumeRequest
 // explicit fs_type must be the staged one.
 func (s *Service) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, fsType string, ro, single bool) error {
 	staging, target := filepath.Clean(req.GetStagingTargetPath()), filepath.Clean(req.GetTargetPath())
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return err
 	}
@@ -117,12 +117,12 @@ func (s *Service) publishMount(req *csi.NodePublishVolumeRequest, rdev uint64, f
 // publishBlock bind-mounts the device node on a file at the target.
 func (s *Service) publishBlock(req *csi.NodePublishVolumeRequest, dev string, rdev uint64, ro, single bool) error {
 	volID, target := req.GetVolumeId(), filepath.Clean(req.GetTargetPath())
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return err
 	}
 	if tm := mounts.at(target); tm != nil {
-		if !isBlock(target, rdev) {
+		if !s.isBlock(target, rdev) {
 			return failf(errConflict, "%s already holds another mount (%s)", target, tm.Source)
 		}
 		return sameReadOnly(tm, ro)
@@ -132,7 +132,7 @@ func (s *Service) publishBlock(req *csi.NodePublishVolumeRequest, dev string, rd
 		return failf(errPrecondition, "volume %s is staged as a %s filesystem at %s, not as a raw block volume", volID, sm.FsType, sm.MountPoint)
 	}
 	if single {
-		if others := mounts.nodeUsers(dev, rdev, target); len(others) > 0 {
+		if others := mounts.nodeUsers(s.isBlock, dev, rdev, target); len(others) > 0 {
 			return failf(errPrecondition, "single-writer volume %s is already published at %v", volID, others)
 		}
 	}

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/device"
-	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
 )
 
 // Raw block: nothing is staged; the device node is bind-mounted on a file.
@@ -38,7 +38,7 @@ func testRawBlockVolume(t *testing.T, mode csi.VolumeCapability_AccessMode_Mode)
 	wantCode(t, e.publish(d, staging, target, vc, true), codes.AlreadyExists)
 	rdev, err := device.Number(d.Dev)
 	e.must(err)
-	if !isBlock(target, rdev) {
+	if !device.IsBlock(target, rdev) {
 		t.Fatalf("%s is not the drive's device node", target)
 	}
 

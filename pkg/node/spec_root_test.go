@@ -7,7 +7,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 
-	"github.com/cloudsigma-csi/driver/pkg/device/looptest"
+	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 )
 
 // Error-table rules of the spec, on real devices and mounts.

@@ -9,7 +9,6 @@ import (
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
 
-	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/inflight"
 )
 
@@ -59,13 +58,13 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 	if err != nil {
 		return err
 	}
-	rdev, err := device.Number(dev)
+	rdev, err := s.number(dev)
 	if err != nil {
 		return err
 	}
 	ro := readOnlyMode(vc)
 	if vc.GetBlock() != nil {
-		if err := stageBlock(staging, rdev, ro); err != nil {
+		if err := s.stageBlock(staging, rdev, ro); err != nil {
 			return err
 		}
 		klog.V(2).InfoS("Staged raw block volume", "volume", volID, "device", dev)
@@ -117,13 +116,13 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 // way is done; anything else on the staging path is a conflict. A corrupted
 // mount (its device gone) is cleared so the stage can proceed.
 func (s *Service) alreadyStaged(staging string, rdev uint64, fsType string, ro bool) (bool, error) {
-	if _, err := os.Stat(staging); mount.IsCorruptedMnt(err) {
+	if _, err := s.cfg.Stat.Stat(staging); mount.IsCorruptedMnt(err) {
 		klog.InfoS("Unmounting corrupted staging mount", "path", staging, "err", err)
 		if err := s.cfg.Mounter.Unmount(staging); err != nil {
 			return false, err
 		}
 	}
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return false, err
 	}
@@ -190,7 +189,7 @@ func (s *Service) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVol
 		return nil, toStatus(err)
 	}
 	defer unlock()
-	mounts, err := readMounts()
+	mounts, err := s.mounts()
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -198,7 +197,7 @@ func (s *Service) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVol
 		if err := unstageBlock(staging); err != nil {
 			return nil, toStatus(err)
 		}
-	} else if _, rdev, err := s.findNow(ctx, volID, 0); err == nil && !isDevice(m, rdev) && liveBlockDevice(m) {
+	} else if _, rdev, err := s.findNow(ctx, volID, 0); err == nil && !isDevice(m, rdev) && s.liveBlockDevice(m) {
 		// "If the volume corresponding to the volume_id is not staged to
 		// the staging_target_path, the Plugin MUST reply 0 OK": and it
 		// must not unmount another volume that is staged there. A mount

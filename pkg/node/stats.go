@@ -31,17 +31,17 @@ func (s *Service) volumeUsage(ctx context.Context, volID, path string) ([]*csi.V
 	if err := required("volume id", volID, "volume path", path); err != nil {
 		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	info, err := s.cfg.Stat.Stat(path)
+	if err != nil {
 		return nil, pathError(path, err)
 	}
 	_, rdev, err := s.findNow(ctx, volID, 0)
 	if err != nil {
 		return nil, err
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFBLK:
-		if st.Rdev != rdev {
+	switch {
+	case info.Block:
+		if info.Rdev != rdev {
 			return nil, failf(errNotFound, "%s is not volume %s's device", path, volID)
 		}
 		size, err := device.Size(path)
@@ -49,8 +49,8 @@ func (s *Service) volumeUsage(ctx context.Context, volID, path string) ([]*csi.V
 			return nil, err
 		}
 		return []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}}, nil
-	case unix.S_IFDIR:
-		mounts, err := readMounts()
+	case info.Dir:
+		mounts, err := s.mounts()
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 )
 
@@ -93,9 +94,7 @@ func (e *env) run(what string, limit time.Duration, f func(ctx context.Context) 
 }
 
 func TestE2E(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the e2e suite needs root: the simulator attaches loop devices and the node plugin runs mkfs and mount")
-	}
+	testenv.RequireRoot(t, "the simulator attaches loop devices and the node plugin runs mkfs and mount")
 	e := newEnv(t)
 	e.run("start etcd, kube-apiserver, kube-controller-manager", 2*time.Minute, e.startControlPlane)
 	e.run("apply snapshot CRDs and snapshot-controller RBAC", time.Minute, e.applyCRDs)

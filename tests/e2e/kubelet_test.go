@@ -14,13 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
@@ -177,21 +177,18 @@ func (e *env) stageAndPublish(ctx context.Context, pv *corev1.PersistentVolume, 
 // a file in the simulator's data directory. It returns the loop device and
 // its file.
 func (e *env) blockDevice(m *mounted) (dev, file string, err error) {
-	fi, err := os.Stat(m.target)
+	got, err := device.Number(m.target)
 	if err != nil {
 		return "", "", err
-	}
-	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
-		return "", "", fmt.Errorf("%s is not a block device node: %s", m.target, fi.Mode())
 	}
 	if dev, err = filepath.EvalSymlinks(linkPath(e.devDir, m.pv.Spec.CSI.VolumeHandle)); err != nil {
 		return "", "", fmt.Errorf("guest device link: %w", err)
 	}
-	di, err := os.Stat(dev)
+	want, err := device.Number(dev)
 	if err != nil {
 		return "", "", err
 	}
-	if got, want := rdev(fi), rdev(di); got != want {
+	if got != want {
 		return "", "", fmt.Errorf("%s is device %s, the drive's guest device %s is %s", m.target, devNum(got), dev, devNum(want))
 	}
 	b, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), "loop", "backing_file"))
@@ -204,8 +201,6 @@ func (e *env) blockDevice(m *mounted) (dev, file string, err error) {
 	}
 	return dev, file, nil
 }
-
-func rdev(fi os.FileInfo) uint64 { return uint64(fi.Sys().(*syscall.Stat_t).Rdev) }
 
 // devNum is a Linux device number as major:minor.
 func devNum(r uint64) string {
@@ -292,9 +287,6 @@ func isMountPoint(path string) bool {
 
 // rdevOf is the device number of a device node (0 if it cannot be read).
 func rdevOf(path string) uint64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return rdev(fi)
+	n, _ := device.Number(path)
+	return n
 }

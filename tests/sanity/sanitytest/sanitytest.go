@@ -8,7 +8,6 @@
 package sanitytest
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
 	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/node"
 	"github.com/cloudsigma-csi/driver/pkg/params"
@@ -61,13 +61,11 @@ func Run(t *testing.T, fsType string) {
 	}
 }
 
-// RequireNodeTools fails the test unless it runs as root with the given
-// tools installed (.ci/run installs them).
+// RequireNodeTools stops the test unless it runs as root (testenv.RequireRoot)
+// with the given tools installed (.ci/run installs them).
 func RequireNodeTools(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("node tests need root (loop devices, mkfs, mount); run `sudo make test`")
-	}
+	testenv.RequireRoot(t, "node tests use loop devices, mkfs and mount")
 	for _, tool := range append([]string{"losetup", "blkid", "mount"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (hack/install-tools.sh installs it): %v", tool, err)

@@ -1,7 +1,7 @@
 // Package looptest builds the single-machine emulation of an attached
 // CloudSigma drive for tests: a sparse file named "<drive-uuid>.img" on a
-// real loop device, optionally linked as by-id "virtio-<serial>". Tests using
-// it need root; they fail (not skip) without it because CI runs as root.
+// real loop device, optionally linked as by-id "virtio-<serial>". It needs
+// root: see testenv.RequireRoot.
 package looptest
 
 import (
@@ -13,18 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudsigma-csi/driver/internal/testenv"
+	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 )
-
-// RequireRoot fails the test when not running as root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (loop devices, mkfs, mount); CI runs it as root")
-	}
-}
 
 // Drive is a loop device standing in for an attached drive.
 type Drive struct {
@@ -39,7 +33,7 @@ type Drive struct {
 // detaches it.
 func New(t testing.TB, dir string, size int64) *Drive {
 	t.Helper()
-	RequireRoot(t)
+	testenv.RequireRoot(t, "loop devices")
 	d := &Drive{UUID: uuid.NewString()}
 	d.Backing = filepath.Join(dir, d.UUID+".img")
 	f, err := os.Create(d.Backing)
@@ -107,13 +101,13 @@ func Run(t testing.TB, name string, args ...string) string {
 // would keep the loop device busy.
 func UnmountDevice(t testing.TB, dev string) {
 	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil {
+	rdev, err := device.Number(dev)
+	if err != nil {
 		return
 	}
-	num := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	num := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev))
 	for _, m := range mounts(t) {
-		if m.majmin == num || (m.root == "/"+filepath.Base(dev) && sameDevice(m.point, st.Rdev)) {
+		if m.majmin == num || (m.root == "/"+filepath.Base(dev) && device.IsBlock(m.point, rdev)) {
 			_ = unix.Unmount(m.point, unix.MNT_DETACH)
 		}
 	}
@@ -128,11 +122,6 @@ func UnmountUnder(t testing.TB, dir string) {
 			_ = unix.Unmount(ms[i].point, unix.MNT_DETACH)
 		}
 	}
-}
-
-func sameDevice(path string, rdev uint64) bool {
-	var st unix.Stat_t
-	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev
 }
 
 type mountEntry struct{ majmin, root, point string }
