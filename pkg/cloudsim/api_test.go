@@ -117,3 +117,49 @@ func TestRateLimits(t *testing.T) {
 	e.apiErr("DELETE", "/drives/00000000-0000-0000-0000-000000000000/", nil, http.StatusNotFound, "notexist")
 	e.apiErr("DELETE", "/drives/00000000-0000-0000-0000-000000000000/", nil, http.StatusTooManyRequests, "permission")
 }
+
+// ServeMux picks a pattern per method; the API's URL list gives a literal
+// segment its URL whole. These pin the answers the hand-written router gave.
+func TestRoutingLiteralSegmentsOwnTheirURL(t *testing.T) {
+	e := newEnv(t, nil)
+	srv := e.sim.CreateServer("vm", false)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"DELETE", "/drives/detail/", http.StatusMethodNotAllowed, "GET"},
+		{"PUT", "/tags/detail/", http.StatusMethodNotAllowed, "GET"},
+		{"POST", "/snapshots/detail/", http.StatusMethodNotAllowed, "GET"},
+		{"GET", "/drives/upload/", http.StatusMethodNotAllowed, "POST"},
+		{"GET", "/drives/upload/disk.raw", http.StatusMethodNotAllowed, "POST"}, // not redirected
+		{"HEAD", "/drives/", http.StatusMethodNotAllowed, "GET, POST, DELETE"},
+		{"GET", "/drives/detail/action/", http.StatusMethodNotAllowed, "POST"},
+		{"POST", "/drives/detail/action/?do=clone", http.StatusNotFound, ""},
+		{"POST", "/servers/" + srv + "/action/", http.StatusBadRequest, ""},
+		{"POST", "/servers/" + srv + "/action/?do=explode", http.StatusBadRequest, ""},
+		{"POST", "/servers/00000000-0000-0000-0000-000000000000/action/?do=explode", http.StatusNotFound, ""},
+		{"GET", "/drives/x/bogus/", http.StatusNotFound, ""},
+	} {
+		resp, body := e.raw(c.method, c.path, nil)
+		if resp.StatusCode != c.status || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d (Allow %q) %s, want %d (Allow %q)", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), body, c.status, c.allow)
+		}
+	}
+	for path, want := range map[string]string{
+		"/drives/upload/":         "POST",
+		"/drives/upload/disk.raw": "POST",
+		"/servers/" + srv + "/":   "GET, PUT, DELETE",
+		"/jobs/detail/":           "GET",
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, e.url(path), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Allow") != want {
+			t.Errorf("OPTIONS %s: %d %q, want %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package cloudsim
 
 import (
+	"bufio"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -45,3 +48,40 @@ func (s *Sim) ResetCalls() {
 	defer s.calls.mu.Unlock()
 	s.calls.calls = nil
 }
+
+// recorder notes the status and calls onStatus before the response leaves,
+// so a client that has its answer always finds the call in the log. It
+// passes Hijack through so connection-reset faults work.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	wrote    bool
+	onStatus func(status int)
+}
+
+func (r *recorder) setStatus(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+		if r.onStatus != nil {
+			r.onStatus(code)
+		}
+	}
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.setStatus(code)
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.setStatus(http.StatusOK)
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -69,12 +69,10 @@ func (c *Capabilities) checkSize(storageType string, size int64) *apiError {
 	return nil
 }
 
-func (s *Sim) handleCapabilities(w http.ResponseWriter, r *http.Request) *apiError {
-	if r.Method != http.MethodGet {
-		return errMethod(r.Method, "GET")
-	}
+// getCapabilities reports the limits, and the account's snapshot count.
+func (a *api) getCapabilities(w http.ResponseWriter, r *http.Request) *apiError {
 	drives := map[string]any{}
-	for name, lim := range s.caps.Drives {
+	for name, lim := range a.caps.Drives {
 		var min any = lim.Min
 		if lim.MinAsFloat {
 			min = json.Number(strconv.FormatInt(lim.Min, 10) + ".0")
@@ -86,9 +84,7 @@ func (s *Sim) handleCapabilities(w http.ResponseWriter, r *http.Request) *apiErr
 			"iops":     map[string]any{"base": 30000, "max": 60000, "min": 1},
 		}
 	}
-	s.mu.Lock()
-	current := len(s.snapshots)
-	s.mu.Unlock()
+	current := a.st.snapshotCount()
 	rng := func(min, max int64) map[string]any { return map[string]any{"min": min, "max": max} }
 	host := map[string]any{
 		"cpu":         rng(250, 96000),
@@ -97,15 +93,15 @@ func (s *Sim) handleCapabilities(w http.ResponseWriter, r *http.Request) *apiErr
 		"smp":         rng(1, 32),
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"default_storage_type": s.caps.DefaultStorageType,
+		"default_storage_type": a.caps.DefaultStorageType,
 		"drives":               drives,
 		"hosts":                map[string]any{"amd": host, "intel": host},
 		"hypervisors":          map[string]any{"kvm": []string{"intel", "amd"}},
 		"servers":              host,
 		"snapshots": map[string]any{
 			"current":       current,
-			"max":           s.caps.SnapshotsMax,
-			"max_per_drive": s.caps.SnapshotsMaxPerDrive,
+			"max":           a.caps.SnapshotsMax,
+			"max_per_drive": a.caps.SnapshotsMaxPerDrive,
 		},
 	})
 	return nil

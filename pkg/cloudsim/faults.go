@@ -99,11 +99,11 @@ func (s *Sim) serveWithFaults(w *recorder, r *http.Request) {
 		}
 	}
 	if fail == nil {
-		s.serve(w, r)
+		s.api.serve(w, r)
 		return
 	}
 	if fail.After {
-		s.serve(&discardWriter{h: http.Header{}}, r)
+		s.api.serve(&discardWriter{h: http.Header{}}, r)
 	}
 	if fail.ResetConn {
 		resetConn(w)

@@ -45,40 +45,42 @@ func newGuest(dir string) (*guest, error) {
 	return &guest{dir: abs, devs: map[string]loopDev{}}, nil
 }
 
-// guestWanted: the drive should have a guest device now. Caller holds s.mu.
-func (s *Sim) guestWanted(id string) bool {
-	if s.closed || s.cfg.LocalServer == "" {
-		return false
+// guestWant tells whether the drive should have a guest device now, and
+// the file it would be backed by.
+func (st *store) guestWant(id string) (bool, string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	path := st.drivePath(id)
+	if st.closed || st.localServer == "" {
+		return false, path
 	}
-	v, d := s.servers[s.cfg.LocalServer], s.drives[id]
+	v, d := st.servers[st.localServer], st.drives[id]
 	if v == nil || d == nil {
-		return false
+		return false, path
 	}
 	_, attached := v.entry(id)
 	_, leaving := v.detaching[id]
 	if !attached && !leaving {
-		return false
+		return false, path
 	}
 	if t, ok := v.appearAt[id]; ok && time.Now().Before(t) {
-		return false
+		return false, path
 	}
-	return true
+	return true, path
 }
 
 // reconcileGuest makes the drive's guest device match the simulated state.
-// Reading the state under the guest lock means the last reconcile of a
-// drive always sees its latest state, whatever order callers ran in.
-func (s *Sim) reconcileGuest(id string) {
-	if s.guest == nil {
+// Reading the state under the guest lock (lock order: guest, then store)
+// means the last reconcile of a drive always sees its latest state,
+// whatever order callers ran in.
+func (st *store) reconcileGuest(id string) {
+	g := st.guest
+	if g == nil {
 		return
 	}
-	g := s.guest
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s.mu.Lock()
-	want := s.guestWanted(id)
-	path := s.drivePath(id)
-	s.mu.Unlock()
+	want, path := st.guestWant(id)
 	_, have := g.devs[id]
 	var err error
 	switch {

@@ -1,9 +1,14 @@
-// Package sim simulates the CloudSigma API 2.0 over HTTP, faithfully enough
-// that a client which passes against it survives the real cloud: documented
-// response shapes (including the odd ones), asynchronous status transitions,
-// full-definition PUT semantics, asynchronous detach, 503 on concurrent
-// server updates, pagination that defaults to 20, sparse backing files and,
-// as root, the drives attached to one server emulated as loop devices.
+// Package cloudsim simulates the CloudSigma API 2.0 over HTTP, faithfully
+// enough that a client which passes against it survives the real cloud:
+// documented response shapes (including the odd ones), asynchronous status
+// transitions, full-definition PUT semantics, asynchronous detach, 503 on
+// concurrent server updates, pagination that defaults to 20, sparse backing
+// files and, as root, the drives attached to one server emulated as loop
+// devices.
+//
+// The layers: Sim is the public face (configuration, test levers); api
+// (http*.go) turns requests into calls of the store; store (store*.go)
+// holds the account's state under one lock.
 package cloudsim
 
 import (
@@ -12,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,86 +60,59 @@ type Config struct {
 
 // Sim is one simulated CloudSigma account.
 type Sim struct {
-	cfg        Config
-	caps       *Capabilities
-	dataDir    string
-	ownDataDir bool
-	owner      string // user UUID
+	st         *store
+	api        *api
 	guest      *guest
+	ownDataDir bool
 	faults     faultSet
 	calls      callLog
-	limits     *rateLimits
-
-	mu        sync.Mutex
-	closed    bool
-	seq       int64
-	drives    map[string]*drive
-	snapshots map[string]*snapshot
-	servers   map[string]*server
-	jobs      map[string]*job
-	tags      map[string]*tag
-	downloads map[string]download
-	timers    map[*timerEntry]struct{}
-	timerWG   sync.WaitGroup
 }
 
 // New starts a simulator. Close it to release backing files and loop devices.
 func New(cfg Config) (*Sim, error) {
-	s := &Sim{
-		cfg:       cfg,
-		drives:    map[string]*drive{},
-		snapshots: map[string]*snapshot{},
-		servers:   map[string]*server{},
-		jobs:      map[string]*job{},
-		tags:      map[string]*tag{},
-		downloads: map[string]download{},
-		timers:    map[*timerEntry]struct{}{},
-	}
+	caps := DefaultCapabilities()
 	if cfg.Capabilities != nil {
-		s.caps = cfg.Capabilities.clone()
-	} else {
-		s.caps = DefaultCapabilities()
+		caps = cfg.Capabilities.clone()
 	}
-	if _, ok := s.caps.Drives[s.caps.DefaultStorageType]; !ok {
-		return nil, fmt.Errorf("default storage type %q is not in the capabilities", s.caps.DefaultStorageType)
+	if _, ok := caps.Drives[caps.DefaultStorageType]; !ok {
+		return nil, fmt.Errorf("default storage type %q is not in the capabilities", caps.DefaultStorageType)
 	}
-	s.owner = uuid.NewSHA1(uuid.NameSpaceURL, []byte("cloudsigma-sim:"+cfg.Username)).String()
-	if cfg.EnforceRateLimits {
-		s.limits = newRateLimits(cfg.RateLimitPerMinute, cfg.DeleteRateLimitPerMinute)
-	}
+	s := &Sim{}
 	s.faults.init()
-	if cfg.DataDir == "" {
+	dataDir := cfg.DataDir
+	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "cloudsigma-sim-")
 		if err != nil {
 			return nil, err
 		}
-		s.dataDir, s.ownDataDir = dir, true
+		dataDir, s.ownDataDir = dir, true
 	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, err
 		}
-		abs, err := filepath.Abs(cfg.DataDir)
+		abs, err := filepath.Abs(dataDir)
 		if err != nil {
 			return nil, err
 		}
-		s.dataDir = abs
+		dataDir = abs
 	}
 	if cfg.GuestDevicesDir != "" {
 		g, err := newGuest(cfg.GuestDevicesDir)
 		if err != nil {
-			s.removeDataDir()
+			s.removeDataDir(dataDir)
 			return nil, err
 		}
 		s.guest = g
 	}
+	owner := uuid.NewSHA1(uuid.NameSpaceURL, []byte("cloudsigma-sim:"+cfg.Username)).String()
+	s.st = newStore(dataDir, owner, caps, cfg, s.guest)
+	s.api = newAPI(s.st, cfg)
 	if cfg.LocalServer != "" {
 		if _, err := uuid.Parse(cfg.LocalServer); err != nil {
-			s.removeDataDir()
+			s.removeDataDir(dataDir)
 			return nil, fmt.Errorf("local server %q is not a UUID", cfg.LocalServer)
 		}
-		s.mu.Lock()
-		s.addServer(cfg.LocalServer, "local-server", true)
-		s.mu.Unlock()
+		s.st.addServer(cfg.LocalServer, "local-server", true)
 	}
 	return s, nil
 }
@@ -143,38 +120,28 @@ func New(cfg Config) (*Sim, error) {
 // Close stops pending transitions, detaches every loop device the simulator
 // made and removes its own temporary data directory.
 func (s *Sim) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.st.close() {
 		return nil
 	}
-	s.closed = true
-	for e := range s.timers {
-		if e.t.Stop() {
-			s.timerWG.Done()
-		}
-		delete(s.timers, e)
-	}
-	s.mu.Unlock()
-	s.timerWG.Wait()
 	var errs []error
 	if s.guest != nil {
 		errs = append(errs, s.guest.closeAll())
 	}
-	errs = append(errs, s.removeDataDir())
+	errs = append(errs, s.removeDataDir(s.st.dataDir))
 	return errors.Join(errs...)
 }
 
-func (s *Sim) removeDataDir() error {
+func (s *Sim) removeDataDir(dir string) error {
 	if !s.ownDataDir {
 		return nil
 	}
-	return os.RemoveAll(s.dataDir)
+	return os.RemoveAll(dir)
 }
 
 // Handler serves /api/2.0/... plus the download URLs it redirects to.
 func (s *Sim) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
+// serveHTTP logs the call and applies injected faults around the API.
 func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	logCall := func(status int) {
@@ -188,91 +155,6 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveWithFaults(rec, r)
 	if !rec.wrote { // a handler that wrote nothing (connection dropped by a fault)
 		logCall(0)
-	}
-}
-
-// serve is the simulated API behind the fault layer.
-func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
-	if token, ok := downloadToken(r.URL.Path); ok {
-		s.serveDownload(w, r, token)
-		return
-	}
-	if len(r.URL.Path) < len(apiPrefix) || r.URL.Path[:len(apiPrefix)] != apiPrefix {
-		writeError(w, errNotExist("No API at %s", r.URL.Path))
-		return
-	}
-	if s.limits != nil && !s.limits.allow(r.Method) {
-		writeError(w, newErr(http.StatusTooManyRequests, "permission", "", "Request rate limit exceeded"))
-		return
-	}
-	if r.Method == http.MethodOptions {
-		s.serveOptions(w, r)
-		return
-	}
-	if e := s.authenticate(r); e != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="users"`)
-		writeError(w, e)
-		return
-	}
-	if e := checkAccept(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := s.route(w, r); e != nil {
-		writeError(w, e)
-	}
-}
-
-// after runs fn with s.mu held once d has passed, unless the simulator has
-// closed by then; fn may return work to run after the lock is released
-// (loop devices, file removal). The caller holds s.mu.
-func (s *Sim) after(d time.Duration, fn func() (post func())) {
-	if s.closed {
-		return
-	}
-	e := &timerEntry{}
-	s.timers[e] = struct{}{}
-	s.timerWG.Add(1)
-	e.t = time.AfterFunc(d, func() {
-		defer s.timerWG.Done()
-		s.mu.Lock()
-		if _, ok := s.timers[e]; !ok || s.closed {
-			s.mu.Unlock()
-			return
-		}
-		delete(s.timers, e)
-		post := fn()
-		s.mu.Unlock()
-		if post != nil {
-			post()
-		}
-	})
-}
-
-type timerEntry struct{ t *time.Timer }
-
-// nextSeq orders objects by creation for stable listings. Caller holds s.mu.
-func (s *Sim) nextSeq() int64 {
-	s.seq++
-	return s.seq
-}
-
-func (s *Sim) userRef() map[string]any {
-	return map[string]any{"resource_uri": "/api/2.0/user/" + s.owner + "/", "uuid": s.owner}
-}
-
-func ref(kind, id string) map[string]any {
-	return map[string]any{"resource_uri": uri(kind, id), "uuid": id}
-}
-
-func uri(kind, id string) string { return apiPrefix + kind + "/" + id + "/" }
-
-// runAll runs deferred work collected under the lock.
-func runAll(posts []func()) {
-	for _, p := range posts {
-		if p != nil {
-			p()
-		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package cloudsim
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,17 +20,18 @@ type job struct {
 	state        string // started, success, failed
 }
 
-// newJob registers a background job. Caller holds s.mu.
-func (s *Sim) newJob(op string, resources []string, d time.Duration) *job {
+// newJobLocked registers a background job.
+func (st *store) newJobLocked(op string, resources []string, d time.Duration) *job {
 	now := time.Now().UTC()
 	j := &job{
-		seq: s.nextSeq(), uuid: uuid.NewString(), operation: op, resources: resources,
+		seq: st.nextSeqLocked(), uuid: uuid.NewString(), operation: op, resources: resources,
 		created: now, lastModified: now, duration: d, state: "started",
 	}
-	s.jobs[j.uuid] = j
+	st.jobs[j.uuid] = j
 	return j
 }
 
+// finish ends a job. Caller holds st.mu (jobs are part of the state).
 func (j *job) finish(state string) {
 	j.state, j.lastModified = state, time.Now().UTC()
 }
@@ -66,34 +66,23 @@ func (j *job) render() map[string]any {
 	}
 }
 
-var jobFields = []string{"children", "created", "data", "last_modified", "operation", "resource_uri", "resources", "state", "uuid"}
+// jobList renders every job for the list endpoints.
+func (st *store) jobList() []listItem {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	items := make([]listItem, 0, len(st.jobs))
+	for _, j := range st.jobs {
+		items = append(items, listItem{seq: j.seq, uuid: j.uuid, detail: j.render()})
+	}
+	return items
+}
 
-func (s *Sim) routeJobs(w http.ResponseWriter, r *http.Request, p []string) *apiError {
-	if r.Method != http.MethodGet {
-		return errMethod(r.Method, "GET")
+func (st *store) jobObject(id string) (map[string]any, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	j := st.jobs[id]
+	if j == nil {
+		return nil, errNotExist("Job %s does not exist", id)
 	}
-	if len(p) == 0 || (len(p) == 1 && p[0] == "detail") {
-		s.mu.Lock()
-		items := make([]listItem, 0, len(s.jobs))
-		for _, j := range s.jobs {
-			items = append(items, listItem{seq: j.seq, uuid: j.uuid, detail: j.render()})
-		}
-		s.mu.Unlock()
-		return writeList(w, r, items, true, listKind{fields: jobFields})
-	}
-	if len(p) == 1 {
-		s.mu.Lock()
-		j := s.jobs[p[0]]
-		var obj map[string]any
-		if j != nil {
-			obj = j.render()
-		}
-		s.mu.Unlock()
-		if j == nil {
-			return errNotExist("Job %s does not exist", p[0])
-		}
-		writeObject(w, r, http.StatusOK, obj)
-		return nil
-	}
-	return errNotExist("No resource at %s", r.URL.Path)
+	return j.render(), nil
 }

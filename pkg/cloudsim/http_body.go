@@ -250,3 +250,20 @@ func deepCopy(v any) any {
 		return v
 	}
 }
+
+// decodeUUIDs reads the body of a bulk DELETE: objects naming a UUID.
+func decodeUUIDs(r *http.Request) ([]string, *apiError) {
+	objs, e := decodeObjects(r)
+	if e != nil {
+		return nil, e
+	}
+	ids := make([]string, 0, len(objs))
+	for _, m := range objs {
+		id, ok := refUUID(m)
+		if !ok {
+			return nil, errValidation("uuid", "This field is required.")
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
