@@ -55,6 +55,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.GuestDevicesDir, "guest-devices", "", "emulate the local server's attached drives as loop devices with by-id links in this directory (root)")
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for the sparse drive backing files (default: a temporary directory removed on exit)")
 	fs.StringVar(&c.Location, "location", "sim", "location name")
+	fs.StringVar(&c.Hotplug, "hotplug", cloudsim.HotplugAccept, "a running server's answer to a drives-list change: accept (hot-plug) or ignore (200 and no change, the manual's rule for running servers)")
 	fs.DurationVar(&d.Create, "create-delay", 200*time.Millisecond, "time a new drive stays in creating")
 	fs.DurationVar(&d.Clone, "clone-delay", 500*time.Millisecond, "time a clone keeps source and copy in cloning_src/cloning_dst")
 	fs.DurationVar(&d.Resize, "resize-delay", 300*time.Millisecond, "time a drive stays in resizing")

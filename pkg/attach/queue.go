@@ -233,14 +233,22 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 	return results, nil
 }
 
-// confirm checks every attach of the batch against the cloud's answer: the
-// written definition must list the drive at its channel, and then the drive
-// must report mounted_on the server. One filtered read serves the whole
+// confirm checks every request of the batch against the cloud's answer: the
+// written definition must list an attached drive at its channel (and no
+// longer list a detached one), and then an attached drive must report
+// mounted_on the server. One filtered read serves the whole
 // batch per poll, so confirming costs one call per batch in steady state.
 func (q *Queue) confirm(ctx context.Context, srv *cloudsigma.Server, results map[*op]result) {
 	waiting := map[string][]*op{} // drive -> its attach requests
 	for o, r := range results {
-		if !o.attach || r.err != nil {
+		if r.err != nil {
+			continue
+		}
+		if !o.attach {
+			if _, still := srv.HasDrive(o.drive); still {
+				results[o] = result{err: fmt.Errorf("%w: server %s answered with drive %s still in its definition; a running server ignores definition changes it cannot unplug",
+					ErrNotConfirmed, srv.UUID, o.drive)}
+			}
 			continue
 		}
 		if d, ok := srv.HasDrive(o.drive); !ok || virtio.Normalize(d.DevChannel) != r.channel {

@@ -56,7 +56,19 @@ type Config struct {
 	RateLimitPerMinute       int    // 0 = 10000
 	DeleteRateLimitPerMinute int    // 0 = 1000
 	Location                 string // informational, e.g. "sim"
+	// Hotplug is what a running server does with a change to its drives
+	// list: HotplugAccept (default) plugs and unplugs virtio drives, as
+	// public users report; HotplugIgnore answers 200 and changes nothing,
+	// the manual's literal rule (11.5: a running server takes only name,
+	// meta and tags).
+	Hotplug string
 }
+
+// Hotplug modes.
+const (
+	HotplugAccept = "accept"
+	HotplugIgnore = "ignore"
+)
 
 // Sim is one simulated CloudSigma account.
 type Sim struct {
@@ -73,6 +85,11 @@ func New(cfg Config) (*Sim, error) {
 	caps := DefaultCapabilities()
 	if cfg.Capabilities != nil {
 		caps = cfg.Capabilities.clone()
+	}
+	switch cfg.Hotplug {
+	case "", HotplugAccept, HotplugIgnore:
+	default:
+		return nil, fmt.Errorf("hotplug %q: want %s or %s", cfg.Hotplug, HotplugAccept, HotplugIgnore)
 	}
 	if _, ok := caps.Drives[caps.DefaultStorageType]; !ok {
 		return nil, fmt.Errorf("default storage type %q is not in the capabilities", caps.DefaultStorageType)

@@ -29,6 +29,7 @@ type store struct {
 	delays      Delays
 	localServer string
 	guest       *guest // nil without guest emulation
+	hotplugOff  bool   // Config.Hotplug == HotplugIgnore
 
 	mu        sync.Mutex
 	closed    bool
@@ -46,7 +47,7 @@ type store struct {
 func newStore(dataDir, owner string, caps *Capabilities, cfg Config, g *guest) *store {
 	return &store{
 		dataDir: dataDir, owner: owner, caps: caps, delays: cfg.Delays,
-		localServer: cfg.LocalServer, guest: g,
+		localServer: cfg.LocalServer, guest: g, hotplugOff: cfg.Hotplug == HotplugIgnore,
 		drives:    map[string]*drive{},
 		snapshots: map[string]*snapshot{},
 		servers:   map[string]*server{},

@@ -63,7 +63,10 @@ func (st *store) applyServerPutLocked(v *server, m map[string]any) (map[string]a
 	}
 	live := v.guestLive()
 	want := sp.drives
-	if live {
+	switch {
+	case live && st.hotplugOff:
+		want = slices.Clone(v.drives) // accepted with 200, and ignored
+	case live:
 		// Hot-plug: virtio entries follow the request, an attached drive
 		// keeps its channel, ide entries cannot change.
 		want = nil

@@ -40,6 +40,9 @@ type Options struct {
 	// NoController serves only identity (and Node).
 	NoController bool
 	Channels     virtio.Channels
+	// Hotplug is the simulator's answer to drive changes on running
+	// servers (cloudsim.HotplugAccept when empty).
+	Hotplug string
 	// SweepEvery runs the controller's sweep of retired drives this often.
 	SweepEvery time.Duration
 }
@@ -77,7 +80,7 @@ func Start(t testing.TB, opts Options) *Env {
 	server := "5b4a69a3-8e78-4c45-a8ba-8b13f0895e23"
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
-		GuestDevicesDir: opts.GuestDevicesDir, Delays: delays,
+		GuestDevicesDir: opts.GuestDevicesDir, Delays: delays, Hotplug: opts.Hotplug,
 	})
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
