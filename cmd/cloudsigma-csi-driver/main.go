@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -37,8 +38,34 @@ type config struct {
 }
 
 func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2) // parseFlags printed the error and the usage
+	}
+	if cfg.showVersion {
+		fmt.Println(driver.Version())
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		klog.ErrorS(err, "Driver failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+// parseFlags reads the command line (without the program name) into a
+// config. Errors, and the usage for -help, go to out; -help returns
+// flag.ErrHelp. The values are checked later, by config.validate.
+func parseFlags(args []string, out io.Writer) (config, error) {
 	var cfg config
-	fs := flag.CommandLine
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	fs.SetOutput(out)
 	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock or tcp://host:port")
 	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
 	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
@@ -60,29 +87,43 @@ func main() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe CloudSigma CSI driver (%s).\n\nFlags:\n", os.Args[0], driver.Version())
 		fs.PrintDefaults()
 	}
-	flag.Parse()
-	if cfg.showVersion {
-		fmt.Println(driver.Version())
-		return
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		klog.ErrorS(err, "Driver failed")
-		klog.Flush()
-		os.Exit(1)
+	// A stray word would silently end the flags: "--allow-insecure-http
+	// false --api-url ..." drops everything after "false".
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected arguments: %q (a bool flag takes its value as --flag=false)", fs.Args())
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return config{}, err
 	}
-	klog.Flush()
+	return cfg, nil
 }
 
-func run(ctx context.Context, cfg config) error {
-	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
-	if !controllerMode && !nodeMode {
+// validate checks what the flags cannot: the mode, the virtio channels and
+// the attach limit they allow.
+func (cfg config) validate() error {
+	if cfg.mode != "controller" && cfg.mode != "node" && cfg.mode != "all" {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
 	}
 	if err := cfg.channels.Validate(); err != nil {
 		return err
 	}
+	if cfg.maxVolumes < 0 {
+		return fmt.Errorf("--max-volumes-per-node %d is negative", cfg.maxVolumes)
+	}
+	if cfg.maxVolumes > cfg.channels.MaxVolumes() {
+		return fmt.Errorf("--max-volumes-per-node %d exceeds the %d volumes the virtio channels can attach", cfg.maxVolumes, cfg.channels.MaxVolumes())
+	}
+	return nil
+}
+
+func run(ctx context.Context, cfg config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
 	location, err := topologyLocation(cfg)
 	if err != nil {
 		return err
@@ -169,6 +210,11 @@ func topologyLocation(cfg config) (string, error) {
 	}
 	u, err := url.Parse(cfg.apiURL)
 	if err != nil {
+		// url.Error quotes the URL, which may hold a password: drop it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return "", fmt.Errorf("invalid --api-url: %w", err)
 	}
 	if host := u.Hostname(); strings.HasSuffix(host, ".cloudsigma.com") {
