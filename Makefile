@@ -1,13 +1,14 @@
 # The CloudSigma CSI driver. `make demo` runs the whole driver on one machine
 # against the embedded simulator; `make test` runs every test (as root: node
-# tests use real loop devices, mkfs and mounts).
+# tests use real loop devices, mkfs and mounts). Without root: `make lint`
+# (gofmt, go vet, staticcheck) and `make unit` (the short tests).
 SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
 GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo tools test check sanity-cli e2e fuzz bench clean
+.PHONY: all build demo tools test check lint unit sanity-cli e2e fuzz bench clean
 
 all: build
 
@@ -26,8 +27,22 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 
-# What the tests need (OS packages, pinned helm, kustomize, csi-sanity);
-# idempotent, and quick once everything is there.
+# check, then staticcheck, over the main module and the tests/e2e module (its
+# build tag on). No root: staticcheck is the version pinned in
+# hack/install-tools.sh, which installs it into `go env GOPATH`/bin when missing
+# and otherwise only compares versions.
+lint: check
+	hack/install-tools.sh staticcheck
+	staticcheck ./...
+	cd tests/e2e && go vet -tags e2e . && staticcheck -tags e2e .
+
+# The short tests of pkg and cmd: no root, no installs, under a minute warm.
+# -short skips the tests that need root (loop devices, mkfs, mount).
+unit:
+	go test -short -count=1 ./pkg/... ./cmd/...
+
+# What the tests and lint need (OS packages, pinned helm, kustomize,
+# csi-sanity, staticcheck); idempotent, and quick once everything is there.
 tools:
 	@if [ "$$(id -u)" != 0 ]; then echo "make tools needs root: it installs OS packages"; exit 1; fi
 	hack/install-tools.sh

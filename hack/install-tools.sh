@@ -12,6 +12,10 @@
 #     helm        chart lint/render in tests/packaging
 #     kustomize   renders deploy/kubernetes in tests/packaging
 #     csi-sanity  the CSI sanity suite as a command (make sanity-cli)
+#     staticcheck the linter of make lint
+#
+# With arguments, only the Go tools named are installed, and no OS packages:
+# `make lint` runs `hack/install-tools.sh staticcheck`, which needs no root.
 #
 # Versions are pinned here and nowhere else. Each must build with the Go in
 # go.mod (GOTOOLCHAIN=local): kustomize v5.8.3 already needs Go 1.27.
@@ -20,31 +24,34 @@ set -euo pipefail
 HELM_VERSION=v3.22.0
 KUSTOMIZE_VERSION=v5.8.2
 CSI_SANITY_VERSION=v5.6.0 # keep equal to csi-test in go.mod
+STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
 # --- OS packages -------------------------------------------------------------
-missing=()
-for pkg in e2fsprogs xfsprogs util-linux mount udev etcd-server jq; do
-	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$pkg")
+install_os_packages() {
+	local missing=() pkg
+	for pkg in e2fsprogs xfsprogs util-linux mount udev etcd-server jq; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]})); then
+		local sudo=() start
+		if [ "$(id -u)" != 0 ]; then
+			command -v sudo >/dev/null || { log "need root (or sudo) to install: ${missing[*]}"; exit 1; }
+			sudo=(sudo)
+		fi
+		log "apt-get install ${missing[*]}"
+		start=$(date +%s)
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		log "apt packages installed in $(($(date +%s) - start))s"
+	else
+		log "OS packages already installed"
 	fi
-done
-if ((${#missing[@]})); then
-	sudo=()
-	if [ "$(id -u)" != 0 ]; then
-		command -v sudo >/dev/null || { log "need root (or sudo) to install: ${missing[*]}"; exit 1; }
-		sudo=(sudo)
-	fi
-	log "apt-get install ${missing[*]}"
-	start=$(date +%s)
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	log "apt packages installed in $(($(date +%s) - start))s"
-else
-	log "OS packages already installed"
-fi
+}
 
 # --- Go tools ----------------------------------------------------------------
 command -v go >/dev/null || { log "go is not on PATH (expected /usr/local/go/bin)"; exit 1; }
@@ -72,11 +79,27 @@ install_tool() {
 	log "$name $version installed in $(($(date +%s) - start))s"
 }
 
-# -X: without it, a go-installed helm reports only "v3.22".
-install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-	-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
-install_tool csi-sanity github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity "$CSI_SANITY_VERSION"
+# go_tool NAME installs one of the pinned Go tools.
+go_tool() {
+	case $1 in
+	# -X: without it, a go-installed helm reports only "v3.22".
+	helm) install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+		-ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+	kustomize) install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" ;;
+	csi-sanity) install_tool csi-sanity github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity "$CSI_SANITY_VERSION" ;;
+	staticcheck) install_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" ;;
+	*) log "unknown tool $1 (helm, kustomize, csi-sanity, staticcheck)"; exit 2 ;;
+	esac
+}
+
+# Only the Go tools named: no OS packages, no root, no report.
+if (($#)); then
+	for tool in "$@"; do go_tool "$tool"; done
+	exit 0
+fi
+
+install_os_packages
+for tool in helm kustomize csi-sanity staticcheck; do go_tool "$tool"; done
 
 # --- Report ------------------------------------------------------------------
 log "versions:"
@@ -85,6 +108,7 @@ printf '  %-11s %s\n' \
 	helm "$("$bindir/helm" version --short)" \
 	kustomize "$("$bindir/kustomize" version)" \
 	csi-sanity "$(module_version "$bindir/csi-sanity")" \
+	staticcheck "$("$bindir/staticcheck" -version | cut -d" " -f2-)" \
 	mkfs.ext4 "$(dpkg-query -W -f='${Version}' e2fsprogs)" \
 	mkfs.xfs "$(dpkg-query -W -f='${Version}' xfsprogs)" \
 	util-linux "$(dpkg-query -W -f='${Version}' util-linux)" \

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -39,31 +40,13 @@ type config struct {
 }
 
 func main() {
-	var cfg config
-	fs := flag.CommandLine
-	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock, or tcp://127.0.0.1:PORT (loopback only)")
-	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
-	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
-	fs.StringVar(&cfg.location, "location", "", "CloudSigma location code (zrh, fra, ...): builds the API URL when --api-url is empty, and is the topology value (default: from the API host)")
-	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http API URL (for the simulator only: credentials travel in clear text)")
-	fs.StringVar(&cfg.credentialsDir, "credentials-dir", "", "directory with files username and password (or token), e.g. a mounted Secret; default: env CLOUDSIGMA_USERNAME, CLOUDSIGMA_PASSWORD, CLOUDSIGMA_TOKEN")
-	fs.StringVar(&cfg.nodeID, "node-id", "", "node ID = CloudSigma server UUID of this machine (node mode; default: read from the server context)")
-	fs.StringVar(&cfg.clusterID, "cluster-id", "default", "cluster identity recorded on (and tagging) the drives this cluster owns")
-	fs.StringVar(&cfg.byIDDir, "by-id-dir", "/dev/disk/by-id", "directory of virtio-<serial> device links (node mode)")
-	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes and to tell a live device from an unplugged one (node mode)")
-	fs.StringVar(&cfg.contextDev, "server-context-device", "/dev/ttyS1", "serial device of the CloudSigma server context (node mode)")
-	fs.IntVar(&cfg.maxVolumes, "max-volumes-per-node", 0, "volumes a node may attach (default: virtio channels minus one for the boot drive)")
-	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", virtio.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
-	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
-	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics and /healthz, e.g. :9809 (default: off)")
-	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
-	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
-	klog.InitFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe CloudSigma CSI driver (%s).\n\nFlags:\n", os.Args[0], driver.Version())
-		fs.PrintDefaults()
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
 	}
-	flag.Parse()
+	if err != nil {
+		os.Exit(2) // parseFlags printed the error and the usage
+	}
 	if cfg.showVersion {
 		fmt.Println(driver.Version())
 		return
@@ -78,14 +61,72 @@ func main() {
 	klog.Flush()
 }
 
-func run(ctx context.Context, cfg config) error {
-	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
-	if !controllerMode && !nodeMode {
+// parseFlags reads the command line (without the program name) into a
+// config. Errors, and the usage for -help, go to out; -help returns
+// flag.ErrHelp. The values are checked later, by config.validate.
+func parseFlags(args []string, out io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path/to/csi.sock, or tcp://127.0.0.1:PORT (loopback only)")
+	fs.StringVar(&cfg.mode, "mode", "all", "services to run: controller, node or all")
+	fs.StringVar(&cfg.apiURL, "api-url", "", "CloudSigma API base URL, e.g. https://zrh.cloudsigma.com/api/2.0/ (default: built from --location)")
+	fs.StringVar(&cfg.location, "location", "", "CloudSigma location code (zrh, fra, ...): builds the API URL when --api-url is empty, and is the topology value (default: from the API host)")
+	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "allow a plain http API URL (for the simulator only: credentials travel in clear text)")
+	fs.StringVar(&cfg.credentialsDir, "credentials-dir", "", "directory with files username and password (or token), e.g. a mounted Secret; default: env CLOUDSIGMA_USERNAME, CLOUDSIGMA_PASSWORD, CLOUDSIGMA_TOKEN")
+	fs.StringVar(&cfg.nodeID, "node-id", "", "node ID = CloudSigma server UUID of this machine (node mode; default: read from the server context)")
+	fs.StringVar(&cfg.clusterID, "cluster-id", "default", "cluster identity recorded on (and tagging) the drives this cluster owns")
+	fs.StringVar(&cfg.byIDDir, "by-id-dir", "/dev/disk/by-id", "directory of virtio-<serial> device links (node mode)")
+	fs.StringVar(&cfg.sysDir, "sys-dir", "/sys", "sysfs root used to verify device serials and sizes and to tell a live device from an unplugged one (node mode)")
+	fs.StringVar(&cfg.contextDev, "server-context-device", "/dev/ttyS1", "serial device of the CloudSigma server context (node mode)")
+	fs.IntVar(&cfg.maxVolumes, "max-volumes-per-node", 0, "volumes a node may attach (default: virtio channels minus one for the boot drive)")
+	fs.IntVar(&cfg.channels.Controllers, "virtio-controllers", virtio.DefaultChannels.Controllers, "virtio controllers the attach allocator uses, numbered from 0")
+	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
+	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics, /healthz and /readyz, e.g. :9809 (default: off)")
+	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
+	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
+	klog.InitFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe CloudSigma CSI driver (%s).\n\nFlags:\n", os.Args[0], driver.Version())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	// A stray word would silently end the flags: "--allow-insecure-http
+	// false --api-url ..." drops everything after "false".
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected arguments: %q (a bool flag takes its value as --flag=false)", fs.Args())
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return config{}, err
+	}
+	return cfg, nil
+}
+
+// validate checks what the flags cannot: the mode, the virtio channels and
+// the attach limit they allow.
+func (cfg config) validate() error {
+	if cfg.mode != "controller" && cfg.mode != "node" && cfg.mode != "all" {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
 	}
 	if err := cfg.channels.Validate(); err != nil {
 		return err
 	}
+	if cfg.maxVolumes < 0 {
+		return fmt.Errorf("--max-volumes-per-node %d is negative", cfg.maxVolumes)
+	}
+	if cfg.maxVolumes > cfg.channels.MaxVolumes() {
+		return fmt.Errorf("--max-volumes-per-node %d exceeds the %d volumes the virtio channels can attach", cfg.maxVolumes, cfg.channels.MaxVolumes())
+	}
+	return nil
+}
+
+func run(ctx context.Context, cfg config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
 	location, err := topologyLocation(cfg)
 	if err != nil {
 		return err
@@ -184,6 +225,11 @@ func topologyLocation(cfg config) (string, error) {
 	}
 	u, err := url.Parse(cfg.apiURL)
 	if err != nil {
+		// url.Error quotes the URL, which may hold a password: drop it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return "", fmt.Errorf("invalid --api-url: %w", err)
 	}
 	if host := u.Hostname(); strings.HasSuffix(host, ".cloudsigma.com") {

@@ -27,12 +27,9 @@ func newNode(ctx context.Context, cfg config, location string) (csi.NodeServer, 
 		}
 		klog.InfoS("Node ID read from the server context", "nodeID", id, "device", cfg.contextDev)
 	}
-	maxVolumes := cfg.maxVolumes
+	maxVolumes := cfg.maxVolumes // at most cfg.channels.MaxVolumes(): config.validate
 	if maxVolumes == 0 {
 		maxVolumes = cfg.channels.MaxVolumes()
-	}
-	if maxVolumes > cfg.channels.MaxVolumes() {
-		return nil, fmt.Errorf("--max-volumes-per-node %d exceeds the %d volumes the virtio channels can attach", maxVolumes, cfg.channels.MaxVolumes())
 	}
 	return node.New(node.Config{
 		NodeID:            id,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +209,59 @@ func TestConfigErrorsRedactURLCredentials(t *testing.T) {
 		} else if strings.Contains(err.Error(), secret) {
 			t.Errorf("error reveals the URL's password: %q", err)
 		}
+	}
+}
+
+// TestRedirectToPlainHTTPRefused: Go forwards Authorization on a redirect
+// to the same host whatever the scheme; a downgrade from https would send
+// the password in clear text, so the client does not follow it.
+func TestRedirectToPlainHTTPRefused(t *testing.T) {
+	t.Parallel()
+	e := newSimEnv(t, nil, nil)
+	ctx := ctxT(t)
+	d := e.readyDrive("img", gib)
+	plain, _ := url.Parse(e.srv.URL)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		to := *r.URL
+		to.Scheme, to.Host = "http", plain.Host
+		http.Redirect(w, r, to.String(), http.StatusFound)
+	}))
+	defer tlsSrv.Close()
+	c := e.client(func(c *cloudsigma.Config) {
+		c.APIURL, c.AllowInsecureHTTP, c.HTTPClient = tlsSrv.URL+"/api/2.0/", false, tlsSrv.Client()
+	})
+	e.sim.ResetCalls()
+	_, err := c.GetCapabilities(ctx)
+	if err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("GetCapabilities through a downgrading redirect: %v", err)
+	}
+	if _, _, err := c.DownloadImage(ctx, d.UUID); err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("DownloadImage through a downgrading redirect: %v", err)
+	}
+	if calls := e.settledCalls("", "", 0); len(calls) != 0 {
+		t.Errorf("the plain http simulator was called: %+v", calls)
+	}
+	if tlsSrv.Client().CheckRedirect != nil {
+		t.Error("the caller's http.Client was modified")
+	}
+}
+
+// TestCredentialsInURL: credentials written into the API URL are used
+// when none are configured and never shown.
+func TestCredentialsInURL(t *testing.T) {
+	t.Parallel()
+	e := newSimEnv(t, nil, nil)
+	u, _ := url.Parse(e.apiURL())
+	u.User = url.UserPassword(testUser, testPassword)
+	c := e.client(func(c *cloudsigma.Config) { c.APIURL, c.Username, c.Password = u.String(), "", "" })
+	if _, err := c.GetCapabilities(ctxT(t)); err != nil {
+		t.Fatalf("credentials from the URL: %v", err)
+	}
+	if strings.Contains(c.BaseURL(), testPassword) || strings.Contains(c.BaseURL(), "@") {
+		t.Errorf("BaseURL %q shows userinfo", c.BaseURL())
+	}
+	_, err := c.GetDrive(ctxT(t), "00000000-0000-4000-8000-000000000000")
+	if err == nil || strings.Contains(err.Error(), testPassword) {
+		t.Errorf("error %v", err)
 	}
 }

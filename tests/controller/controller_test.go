@@ -78,6 +78,29 @@ func drivesNamed(e *harness.Env, name string) []cloudsim.Drive {
 	return out
 }
 
+func volumeSource(id string) *csi.VolumeContentSource {
+	return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
+		Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: id}}}
+}
+
+func snapshotSource(id string) *csi.VolumeContentSource {
+	return &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+		Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: id}}}
+}
+
+func listVolumeIDs(t *testing.T, c csi.ControllerClient) map[string]bool {
+	t.Helper()
+	resp, err := c.ListVolumes(ctxT(t), &csi.ListVolumesRequest{})
+	if err != nil {
+		t.Fatalf("ListVolumes: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, e := range resp.GetEntries() {
+		ids[e.GetVolume().GetVolumeId()] = true
+	}
+	return ids
+}
+
 func countCalls(e *harness.Env, method, prefix string) int {
 	n := 0
 	for _, c := range e.Sim.Calls() {

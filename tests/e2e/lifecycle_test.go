@@ -24,8 +24,6 @@ import (
 	"github.com/cloudsigma-csi/driver/internal/fscheck"
 )
 
-const gib = int64(1) << 30
-
 // lifeCycle is the driver's whole job through the API server: provision,
 // attach, mount, snapshot, restore, clone, expand, delete.
 func (e *env) lifeCycle() {
