@@ -31,8 +31,14 @@ func TestBuiltCommand(t *testing.T) {
 		{[]string{"--help"}, 0, "", "The CloudSigma CSI driver (" + version + ")"},
 		{[]string{"--no-such-flag"}, 2, "", "flag provided but not defined: -no-such-flag"},
 		{[]string{"--mode=both", "--location=zrh"}, 1, "", "--mode must be controller, node or all"},
+		// Configuration errors name the flag or variable that fixes them.
+		{[]string{"--mode=controller", "--api-url=http://127.0.0.1:1/api/2.0/"}, 1, "", "--allow-insecure-http"},
+		{[]string{"--mode=controller", "--api-url=https://u:hunter2@zrh.cloudsigma.com/api/2.0/"}, 1, "", "--credentials-dir"},
+		{[]string{"--mode=controller", "--location=zrh"}, 1, "", "CLOUDSIGMA_USERNAME"},
+		{[]string{"--mode=controller", "--location=zrh", "--endpoint=tcp://0.0.0.0:10000"}, 1, "", "loopback"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"} // no CLOUDSIGMA_* from the caller
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -42,6 +48,9 @@ func TestBuiltCommand(t *testing.T) {
 			code = exit.ExitCode()
 		} else if err != nil {
 			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if strings.Contains(stderr.String(), "hunter2") {
+			t.Errorf("%q: stderr shows the password: %q", tc.args, stderr.String())
 		}
 		if code != tc.code || stdout.String() != tc.stdout || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",

@@ -110,6 +110,9 @@ func (cfg config) validate() error {
 	if cfg.mode != "controller" && cfg.mode != "node" && cfg.mode != "all" {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
 	}
+	if _, _, err := driver.ParseEndpoint(cfg.endpoint); err != nil {
+		return fmt.Errorf("--endpoint: %w", err)
+	}
 	if err := cfg.channels.Validate(); err != nil {
 		return err
 	}
@@ -150,8 +153,7 @@ func run(ctx context.Context, cfg config) error {
 		if cfg.sweepInterval > 0 {
 			go svc.RunSweeper(ctx, cfg.sweepInterval, func(r controller.RetiredReport) { m.SetRetired(r.Drives, r.Bytes) })
 		}
-		reach = driver.NewReachability(func(ctx context.Context) error { _, err := client.GetCapabilities(ctx); return err },
-			30*time.Second, m.SetAPIUp)
+		reach = driver.NewReachability(checkAPI(client, cfg.credentialsDir), 30*time.Second, m.SetAPIUp)
 		go reach.Run(ctx)
 	}
 	if nodeMode {
@@ -182,12 +184,43 @@ func newClient(cfg config, m *metrics.Metrics) (*cloudsigma.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cloudsigma.New(cloudsigma.Config{
+	c, err := cloudsigma.New(cloudsigma.Config{
 		APIURL: cfg.apiURL, Location: cfg.location,
 		Username: user, Password: pass, Token: token,
 		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: apiHTTPClient(m),
 		UserAgent: "cloudsigma-csi-driver/" + driver.Version(),
 	})
+	return c, withFix(err, cfg.credentialsDir)
+}
+
+// withFix adds to a configuration error the flag or variable that fixes it.
+func withFix(err error, credentialsDir string) error {
+	switch {
+	case errors.Is(err, cloudsigma.ErrInsecureURL):
+		return fmt.Errorf("%w; pass --allow-insecure-http only for a simulator, or use the https URL", err)
+	case errors.Is(err, cloudsigma.ErrCredentialsInURL):
+		return fmt.Errorf("%w; remove them from --api-url and put them in the credentials Secret (--credentials-dir) or in CLOUDSIGMA_USERNAME and CLOUDSIGMA_PASSWORD", err)
+	case errors.Is(err, cloudsigma.ErrNoCredentials) && credentialsDir == "":
+		return fmt.Errorf("%w; mount a Secret with the files username and password (or token) and pass --credentials-dir, or set CLOUDSIGMA_USERNAME and CLOUDSIGMA_PASSWORD (or CLOUDSIGMA_TOKEN)", err)
+	}
+	return err
+}
+
+// checkAPI is the controller's periodic API check. A refusal of the
+// credentials says so and where they come from: it is the one outage an
+// operator fixes rather than waits out.
+func checkAPI(client *cloudsigma.Client, credentialsDir string) func(context.Context) error {
+	source := "CLOUDSIGMA_USERNAME/CLOUDSIGMA_PASSWORD (or CLOUDSIGMA_TOKEN)"
+	if credentialsDir != "" {
+		source = "the files in " + credentialsDir
+	}
+	return func(ctx context.Context) error {
+		_, err := client.GetCapabilities(ctx)
+		if cloudsigma.IsUnauthorized(err) {
+			return fmt.Errorf("CloudSigma rejected the credentials: check the username and password (or token) in %s, and the location (--location/--api-url): %w", source, err)
+		}
+		return err
+	}
 }
 
 // credentials come from files in dir (a mounted Secret) or the environment.

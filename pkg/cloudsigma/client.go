@@ -99,6 +99,14 @@ func LocationURL(location string) string {
 	return "https://" + location + ".cloudsigma.com/api/2.0/"
 }
 
+// Configuration errors New wraps, so a command can name its own flag or
+// variable for the fix.
+var (
+	ErrInsecureURL      = errors.New("plain http API URL refused: credentials would travel in clear text")
+	ErrNoCredentials    = errors.New("credentials are required (username and password, or a token)")
+	ErrCredentialsInURL = errors.New("credentials inside the API URL are refused: a URL shows in pod specs, process lists and logs")
+)
+
 // New validates cfg and returns a Client.
 func New(cfg Config) (*Client, error) {
 	raw := cfg.APIURL
@@ -115,28 +123,24 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Credentials embedded in the URL are used when none are configured,
-	// and never kept in a URL that could reach a message.
 	if base.User != nil {
-		if cfg.Username == "" && cfg.Token == "" {
-			cfg.Username = base.User.Username()
-			cfg.Password, _ = base.User.Password()
-		}
-		base.User = nil
+		return nil, fmt.Errorf("cloudsigma: %w (%s)", ErrCredentialsInURL, base.Redacted())
 	}
 	upload := base
 	if cfg.UploadURL != "" {
 		if upload, err = parseBase(cfg.UploadURL, cfg.AllowInsecureHTTP); err != nil {
 			return nil, err
 		}
-		upload.User = nil
+		if upload.User != nil {
+			return nil, fmt.Errorf("cloudsigma: upload URL: %w", ErrCredentialsInURL)
+		}
 	} else if strings.HasSuffix(base.Hostname(), ".cloudsigma.com") {
 		u := *base
 		u.Host = "direct." + base.Host
 		upload = &u
 	}
 	if cfg.Username == "" && cfg.Token == "" {
-		return nil, errors.New("cloudsigma: credentials are required (username and password, or a token)")
+		return nil, fmt.Errorf("cloudsigma: %w", ErrNoCredentials)
 	}
 	if cfg.Retry.MaxAttempts <= 0 {
 		cfg.Retry.MaxAttempts = 5
@@ -213,7 +217,7 @@ func parseBase(raw string, allowHTTP bool) (*url.URL, error) {
 	case "https":
 	case "http":
 		if !allowHTTP {
-			return nil, fmt.Errorf("cloudsigma: refusing plain http API URL %q (credentials would travel in clear text); allow it explicitly for a simulator", u.Redacted())
+			return nil, fmt.Errorf("cloudsigma: %w: %q; allow it explicitly for a simulator", ErrInsecureURL, u.Redacted())
 		}
 	default:
 		return nil, fmt.Errorf("cloudsigma: unsupported scheme in API URL %q", u.Redacted())

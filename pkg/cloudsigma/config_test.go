@@ -2,6 +2,7 @@ package cloudsigma_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -177,15 +178,16 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 	_, err = e.c.GetDrive(ctx, "00000000-0000-4000-8000-000000000000")
 	collect("404", err)
 
-	// Transport failures, with credentials also embedded in the URL.
+	// Transport failures; and credentials embedded in the URL, refused.
 	dead := e.srv.URL[:strings.LastIndex(e.srv.URL, ":")] + ":1"
-	for _, base := range []string{dead + "/api/2.0/", strings.Replace(dead, "http://", "http://user:"+secret+"@", 1) + "/api/2.0/"} {
-		c := e.client(func(c *cloudsigma.Config) { c.APIURL, c.Password = base, secret })
-		_, err = c.GetCapabilities(ctx)
-		collect("connection refused", err)
-		_, err = c.UploadImage(ctx, strings.NewReader("x"), 1)
-		collect("upload connection refused", err)
-	}
+	c := e.client(func(c *cloudsigma.Config) { c.APIURL, c.Password = dead+"/api/2.0/", secret })
+	_, err = c.GetCapabilities(ctx)
+	collect("connection refused", err)
+	_, err = c.UploadImage(ctx, strings.NewReader("x"), 1)
+	collect("upload connection refused", err)
+	_, err = cloudsigma.New(cloudsigma.Config{APIURL: strings.Replace(dead, "http://", "http://user:"+secret+"@", 1) + "/api/2.0/",
+		AllowInsecureHTTP: true, Username: testUser, Password: secret})
+	collect("credentials in the URL", err)
 
 	for _, err := range errs {
 		if s := err.Error(); strings.Contains(s, secret) || strings.Contains(s, testPassword) {
@@ -246,22 +248,24 @@ func TestRedirectToPlainHTTPRefused(t *testing.T) {
 	}
 }
 
-// TestCredentialsInURL: credentials written into the API URL are used
-// when none are configured and never shown.
+// TestCredentialsInURL: credentials written into the API URL are refused,
+// and the error does not repeat them.
 func TestCredentialsInURL(t *testing.T) {
 	t.Parallel()
 	e := newSimEnv(t, nil, nil)
 	u, _ := url.Parse(e.apiURL())
 	u.User = url.UserPassword(testUser, testPassword)
-	c := e.client(func(c *cloudsigma.Config) { c.APIURL, c.Username, c.Password = u.String(), "", "" })
-	if _, err := c.GetCapabilities(ctxT(t)); err != nil {
-		t.Fatalf("credentials from the URL: %v", err)
-	}
-	if strings.Contains(c.BaseURL(), testPassword) || strings.Contains(c.BaseURL(), "@") {
-		t.Errorf("BaseURL %q shows userinfo", c.BaseURL())
-	}
-	_, err := c.GetDrive(ctxT(t), "00000000-0000-4000-8000-000000000000")
-	if err == nil || strings.Contains(err.Error(), testPassword) {
-		t.Errorf("error %v", err)
+	for _, cfg := range []cloudsigma.Config{
+		{APIURL: u.String(), AllowInsecureHTTP: true},
+		{APIURL: u.String(), AllowInsecureHTTP: true, Username: testUser, Password: testPassword},
+		{APIURL: e.apiURL(), UploadURL: u.String(), AllowInsecureHTTP: true, Username: testUser, Password: testPassword},
+	} {
+		_, err := cloudsigma.New(cfg)
+		if !errors.Is(err, cloudsigma.ErrCredentialsInURL) {
+			t.Errorf("New with credentials in a URL: %v, want ErrCredentialsInURL", err)
+		}
+		if err != nil && strings.Contains(err.Error(), testPassword) {
+			t.Errorf("error %q shows the password", err)
+		}
 	}
 }

@@ -84,11 +84,12 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 }
 
-// listen opens a unix socket or a loopback TCP port.
-func listen(endpoint string) (net.Listener, error) {
+// ParseEndpoint checks an endpoint and returns its network ("unix" or
+// "tcp") and address; the command calls it before anything starts.
+func ParseEndpoint(endpoint string) (network, address string, err error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("invalid endpoint %q: %w", endpoint, err)
+		return "", "", fmt.Errorf("invalid endpoint %q: %w", endpoint, err)
 	}
 	switch u.Scheme {
 	case "unix":
@@ -99,23 +100,37 @@ func listen(endpoint string) (net.Listener, error) {
 		if u.Host != "" { // unix://relative/path
 			path = filepath.Join(u.Host, path)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, err
+		if path == "" {
+			return "", "", fmt.Errorf("endpoint %q: a unix socket needs a path, e.g. unix:///csi/csi.sock", endpoint)
 		}
-		if err := clearStaleSocket(path); err != nil {
-			return nil, err
-		}
-		return net.Listen("unix", path)
+		return "unix", path, nil
 	case "tcp":
 		// CSI has no authentication: whoever reaches the port can create,
 		// attach and delete volumes. Loopback only (a sidecar in the pod).
 		host := u.Hostname()
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("endpoint %q: CSI over TCP has no authentication, so only a loopback address is allowed (tcp://127.0.0.1:PORT); use a unix socket otherwise", endpoint)
+			return "", "", fmt.Errorf("endpoint %q: CSI over TCP has no authentication, so only a loopback address is allowed (tcp://127.0.0.1:PORT); use a unix socket otherwise", endpoint)
 		}
-		return net.Listen("tcp", u.Host)
+		return "tcp", u.Host, nil
 	}
-	return nil, fmt.Errorf("endpoint %q: scheme must be unix:// or tcp://", endpoint)
+	return "", "", fmt.Errorf("endpoint %q: scheme must be unix:// or tcp://", endpoint)
+}
+
+// listen opens a unix socket or a loopback TCP port.
+func listen(endpoint string) (net.Listener, error) {
+	network, address, err := ParseEndpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := os.MkdirAll(filepath.Dir(address), 0o750); err != nil {
+			return nil, err
+		}
+		if err := clearStaleSocket(address); err != nil {
+			return nil, err
+		}
+	}
+	return net.Listen(network, address)
 }
 
 // clearStaleSocket removes a socket a previous run left at path. Anything

@@ -61,7 +61,7 @@ func (r *Reachability) CheckNow(ctx context.Context) {
 	r.mu.Unlock()
 	switch {
 	case err != nil && (wasUp || first):
-		klog.ErrorS(err, "CloudSigma API unreachable; CSI calls that need it fail until it returns")
+		klog.ErrorS(err, "CloudSigma API check failed; CSI calls that need the API fail until it answers")
 	case err == nil && !wasUp:
 		klog.InfoS("CloudSigma API reachable again")
 	}
