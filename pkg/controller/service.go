@@ -42,11 +42,11 @@ type Service struct {
 	location  string
 	wait      cloudsigma.WaitOptions
 
-	mu       sync.Mutex
-	caps     *cloudsigma.Capabilities
-	capsAt   time.Time
-	tagUUIDs map[string]string // tag name -> uuid, tags are never renamed by us
-	tagMu    sync.Mutex        // one lookup-or-create at a time: no duplicate tags
+	mu     sync.Mutex
+	caps   *cloudsigma.Capabilities
+	capsAt time.Time
+	tags   tagCache
+	tagMu  sync.Mutex // one lookup-or-create at a time: no duplicate tags
 }
 
 // New checks cfg and fills in the defaults.
@@ -68,7 +68,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{
 		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels),
-		clusterID: cfg.ClusterID, location: cfg.Location, wait: cfg.Wait, tagUUIDs: map[string]string{},
+		clusterID: cfg.ClusterID, location: cfg.Location, wait: cfg.Wait,
 	}, nil
 }
 

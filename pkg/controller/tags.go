@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 )
@@ -15,12 +16,10 @@ func (c *Service) clusterTag() string { return "csi-cluster-" + c.clusterID }
 func (c *Service) tagUUID(ctx context.Context, name string, create bool) (string, error) {
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
-	c.mu.Lock()
-	id, ok := c.tagUUIDs[name]
-	c.mu.Unlock()
-	if ok {
+	if id, ok := c.tags.get(name); ok {
 		return id, nil
 	}
+	var id string
 	tags, err := c.cloud.ListTags(ctx, cloudsigma.Filter{Name: []string{name}})
 	if err != nil {
 		return "", cloudError(err, "listing tags")
@@ -37,9 +36,7 @@ func (c *Service) tagUUID(ctx context.Context, name string, create bool) (string
 		}
 		id = t.UUID
 	}
-	c.mu.Lock()
-	c.tagUUIDs[name] = id
-	c.mu.Unlock()
+	c.tags.put(name, id)
 	return id, nil
 }
 
@@ -69,9 +66,7 @@ func (c *Service) withTags(ctx context.Context, p volumeParams, write func(tags 
 		if attempt > 0 || !(cloudsigma.IsValidation(err) || cloudsigma.IsNotFound(err)) {
 			return err
 		}
-		c.mu.Lock()
-		clear(c.tagUUIDs)
-		c.mu.Unlock()
+		c.tags.forget()
 	}
 }
 
@@ -87,4 +82,33 @@ func tagRefs(d *cloudsigma.Drive, add []string) []string {
 		}
 	}
 	return out
+}
+
+// tagCache remembers tag UUIDs by name: the driver never renames a tag, and
+// a tag deleted by hand is forgotten when the API rejects it (withTags).
+type tagCache struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+func (t *tagCache) get(name string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.ids[name]
+	return id, ok
+}
+
+func (t *tagCache) put(name, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ids == nil {
+		t.ids = map[string]string{}
+	}
+	t.ids[name] = id
+}
+
+func (t *tagCache) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.ids)
 }

@@ -55,10 +55,7 @@ func (r *Reachability) CheckNow(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // shutting down: not an outage
 	}
-	r.mu.Lock()
-	wasUp, first := r.last == nil, !r.seen
-	r.last, r.seen = err, true
-	r.mu.Unlock()
+	wasUp, first := r.record(err)
 	switch {
 	case err != nil && (wasUp || first):
 		klog.ErrorS(err, "CloudSigma API check failed; CSI calls that need the API fail until it answers")
@@ -68,6 +65,15 @@ func (r *Reachability) CheckNow(ctx context.Context) {
 	if r.report != nil {
 		r.report(err == nil)
 	}
+}
+
+// record keeps the outcome and says what came before.
+func (r *Reachability) record(err error) (wasUp, first bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	wasUp, first = r.last == nil, !r.seen
+	r.last, r.seen = err, true
+	return wasUp, first
 }
 
 // Ready is nil when the last check succeeded (or none ran yet).
