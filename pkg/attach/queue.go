@@ -88,13 +88,9 @@ func (q *Queue) Detach(ctx context.Context, server, drive string) error {
 
 func (q *Queue) submit(ctx context.Context, server string, o *op) result {
 	o.done = make(chan result, 1)
-	q.mu.Lock()
-	q.pending[server] = append(q.pending[server], o)
-	if !q.running[server] {
-		q.running[server] = true
+	if q.enqueue(server, o) {
 		go q.drain(server)
 	}
-	q.mu.Unlock()
 	select {
 	case r := <-o.done:
 		return r
@@ -104,18 +100,33 @@ func (q *Queue) submit(ctx context.Context, server string, o *op) result {
 	}
 }
 
+// enqueue adds a request and reports whether the server needs a writer.
+func (q *Queue) enqueue(server string, o *op) (startWriter bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending[server] = append(q.pending[server], o)
+	if q.running[server] {
+		return false
+	}
+	q.running[server] = true
+	return true
+}
+
+// next takes the server's pending requests; none left ends its writer.
+func (q *Queue) next(server string) []*op {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	batch := q.pending[server]
+	delete(q.pending, server)
+	if len(batch) == 0 {
+		delete(q.running, server)
+	}
+	return batch
+}
+
 // drain writes batches for one server until nothing is pending.
 func (q *Queue) drain(server string) {
-	for {
-		q.mu.Lock()
-		batch := q.pending[server]
-		delete(q.pending, server)
-		if len(batch) == 0 {
-			delete(q.running, server)
-			q.mu.Unlock()
-			return
-		}
-		q.mu.Unlock()
+	for batch := q.next(server); len(batch) > 0; batch = q.next(server) {
 		q.write(server, live(batch))
 	}
 }
