@@ -166,12 +166,22 @@ func (st *store) driveList() []listItem {
 	return items
 }
 
-func (st *store) driveObject(id string) (map[string]any, *apiError) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
+// driveLocked is the drive id, or the API's 404 for it.
+func (st *store) driveLocked(id string) (*drive, *apiError) {
 	d := st.drives[id]
 	if d == nil {
 		return nil, errNotExist("Drive %s does not exist", id)
+	}
+	return d, nil
+}
+
+// driveObject is one drive as the API renders it.
+func (st *store) driveObject(id string) (map[string]any, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return nil, e
 	}
 	return st.renderDriveLocked(d), nil
 }
@@ -249,9 +259,9 @@ func (st *store) createDrives(specs []driveSpec) ([]map[string]any, *apiError) {
 func (st *store) putDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d := st.drives[id]
-	if d == nil {
-		return nil, errNotExist("Drive %s does not exist", id)
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return nil, e
 	}
 	if e := d.busy(); e != nil {
 		return nil, e
@@ -276,9 +286,9 @@ func (st *store) putDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 func (st *store) resizeDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d := st.drives[id]
-	if d == nil {
-		return nil, errNotExist("Drive %s does not exist", id)
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return nil, e
 	}
 	if e := d.busy(); e != nil {
 		return nil, e
@@ -324,9 +334,9 @@ func (st *store) startResizeLocked(d *drive, size int64) *apiError {
 // canDeleteDriveLocked: a drive in a transitional state cannot be deleted
 // yet (503 concurrency); an unavailable one can.
 func (st *store) canDeleteDriveLocked(id string) *apiError {
-	d := st.drives[id]
-	if d == nil {
-		return errNotExist("Drive %s does not exist", id)
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return e
 	}
 	if !d.deleting && d.op != "" && d.op != stUnavailable {
 		return d.busy()

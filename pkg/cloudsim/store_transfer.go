@@ -81,9 +81,9 @@ func (st *store) finishUploadLocked(d *drive, length, n int64, err error) (func(
 func (st *store) newDownload(id string) (string, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d := st.drives[id]
-	if d == nil {
-		return "", errNotExist("Drive %s does not exist", id)
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return "", e
 	}
 	if d.pending() || d.deleting {
 		return "", d.busy()
