@@ -84,8 +84,9 @@ func (c *Service) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest
 			return nil, err
 		}
 	}
+	id := d.UUID
 	if d, err = c.finishVolume(ctx, d, name, size, p, src); err != nil {
-		return nil, err
+		return nil, inProgress(err, id)
 	}
 	klog.InfoS("CreateVolume: drive ready", "name", name, "drive", d.UUID, "size", int64(d.Size), "source", sourceKey(src))
 	return &csi.CreateVolumeResponse{Volume: c.csiVolume(d, p.volumeContext(), src)}, nil

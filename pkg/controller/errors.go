@@ -82,6 +82,18 @@ func cloudError(err error, what string) error {
 	return status.Errorf(cloudCode(err), "%s: %v", what, err)
 }
 
+// inProgress keeps every error after the drive exists retryable. On a final
+// code the external-provisioner gives up without ever learning the drive's
+// ID, so nothing would delete it; on Unavailable it calls again, finds the
+// drive by name, and finishes it (or deletes it once the claim is gone).
+func inProgress(err error, driveID string) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted:
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "drive %s exists but is not ready as a volume yet (a retry continues it): %s", driveID, status.Convert(err).Message())
+}
+
 // resizeError: CloudSigma answers 403 when a drive mounted on a running
 // server is resized; the volume is in use (FailedPrecondition: offline
 // expansion waits for the detach), not a missing permission.
