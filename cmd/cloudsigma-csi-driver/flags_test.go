@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
@@ -28,6 +29,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		endpoint: "unix:///csi/csi.sock", mode: "all", clusterID: "default",
 		byIDDir: "/dev/disk/by-id", sysDir: "/sys", contextDev: "/dev/ttyS1",
 		channels: virtio.DefaultChannels, sweepInterval: 10 * time.Minute,
+		maxResponseBytes: cloudsigma.DefaultMaxResponseBytes, maxListItems: cloudsigma.DefaultMaxListItems,
 	}
 	if got := parse(t); got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
@@ -40,7 +42,8 @@ func TestParseFlags(t *testing.T) {
 		"--credentials-dir=/etc/cloudsigma/credentials", "--node-id", "n1", "--cluster-id=c1",
 		"--by-id-dir=/b", "--sys-dir=/s", "--server-context-device=/dev/ttyS9",
 		"--max-volumes-per-node=7", "--virtio-controllers=2", "--virtio-units=4",
-		"--metrics-address=:9809", "--retired-sweep-interval=1m", "--version", "-v=0")
+		"--metrics-address=:9809", "--retired-sweep-interval=1m",
+		"--api-max-response-bytes=1048576", "--api-max-list-items=50", "--version", "-v=0")
 	want := config{
 		endpoint: "tcp://127.0.0.1:10000", mode: "controller",
 		apiURL: "https://zrh.cloudsigma.com/api/2.0/", location: "zrh", allowInsecureHTTP: true,
@@ -48,6 +51,7 @@ func TestParseFlags(t *testing.T) {
 		byIDDir: "/b", sysDir: "/s", contextDev: "/dev/ttyS9",
 		maxVolumes: 7, channels: virtio.Channels{Controllers: 2, Units: 4},
 		metricsAddress: ":9809", sweepInterval: time.Minute, showVersion: true,
+		maxResponseBytes: 1 << 20, maxListItems: 50,
 	}
 	if got != want {
 		t.Errorf("parsed %+v, want %+v", got, want)

@@ -36,6 +36,8 @@ type config struct {
 	channels                    virtio.Channels
 	metricsAddress              string
 	sweepInterval               time.Duration
+	maxResponseBytes            int64
+	maxListItems                int
 	showVersion                 bool
 }
 
@@ -84,6 +86,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
 	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics, /healthz and /readyz, e.g. :9809 (default: off)")
 	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
+	fs.Int64Var(&cfg.maxResponseBytes, "api-max-response-bytes", cloudsigma.DefaultMaxResponseBytes, "largest CloudSigma API answer read into memory; a larger one is an error (ResourceExhausted)")
+	fs.IntVar(&cfg.maxListItems, "api-max-list-items", cloudsigma.DefaultMaxListItems, "most objects one listing may follow page by page; more is an error (ResourceExhausted)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	fs.Usage = func() {
@@ -188,7 +192,8 @@ func newClient(cfg config, m *metrics.Metrics) (*cloudsigma.Client, error) {
 		APIURL: cfg.apiURL, Location: cfg.location,
 		Username: user, Password: pass, Token: token,
 		AllowInsecureHTTP: cfg.allowInsecureHTTP, HTTPClient: apiHTTPClient(m),
-		UserAgent: "cloudsigma-csi-driver/" + driver.Version(),
+		UserAgent:        "cloudsigma-csi-driver/" + driver.Version(),
+		MaxResponseBytes: cfg.maxResponseBytes, MaxListItems: cfg.maxListItems,
 	})
 	return c, withFix(err, cfg.credentialsDir)
 }

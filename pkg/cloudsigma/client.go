@@ -49,8 +49,14 @@ type Config struct {
 	// the documented limits (10000/min, DELETE 1000/min).
 	RequestsPerMinute, DeletesPerMinute int
 	// PageSize is the limit used when following list pages (default 100).
-	PageSize  int
-	UserAgent string
+	PageSize int
+	// MaxResponseBytes bounds one API answer read into memory (default
+	// DefaultMaxResponseBytes); a larger one is an error, never truncated.
+	MaxResponseBytes int64
+	// MaxListItems bounds a listing followed page by page (default
+	// DefaultMaxListItems); a longer one is an error that says so.
+	MaxListItems int
+	UserAgent    string
 }
 
 // Retry is the backoff policy for retryable failures.
@@ -98,6 +104,17 @@ var locationCode = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 func LocationURL(location string) string {
 	return "https://" + location + ".cloudsigma.com/api/2.0/"
 }
+
+// Bounds on what the client reads. A page of 100 drives with their meta is
+// well under 1 MiB; 8 MiB leaves room and fits the controller's memory limit
+// (128 Mi) many times over, even with several calls in flight.
+const (
+	DefaultMaxResponseBytes = 8 << 20
+	DefaultMaxListItems     = 20000
+)
+
+// ErrTooLarge: an answer or a listing passed the client's bounds.
+var ErrTooLarge = errors.New("beyond the client's bounds")
 
 // Configuration errors New wraps, so a command can name its own flag or
 // variable for the fix.
@@ -159,6 +176,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 100
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxListItems <= 0 {
+		cfg.MaxListItems = DefaultMaxListItems
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "cloudsigma-csi-driver"
@@ -374,7 +397,11 @@ func (c *Client) once(ctx context.Context, r request, u *url.URL, payload []byte
 		return nil, &transportError{err: stripURLCreds(err), notSent: isDialError(err)}
 	}
 	defer resp.Body.Close()
-	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
+	if err == nil && int64(len(respBody)) > c.cfg.MaxResponseBytes {
+		return nil, fmt.Errorf("cloudsigma: %s %s: the answer is %w: more than %d bytes (raise the limit with --api-max-response-bytes)",
+			r.method, u.Path, ErrTooLarge, c.cfg.MaxResponseBytes)
+	}
 	reqID := resp.Header.Get("X-REQUEST-ID")
 	klog.V(4).InfoS("CloudSigma call", "method", r.method, "path", u.Path, "status", resp.StatusCode, "requestID", reqID, "duration", time.Since(start))
 	if err != nil {

@@ -78,6 +78,10 @@ func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) (
 		}
 		all = append(all, page...)
 		offset += len(page)
+		if len(all) > c.cfg.MaxListItems {
+			return nil, fmt.Errorf("cloudsigma: listing %s: %w: more than %d objects (raise the limit with --api-max-list-items, or narrow the filter)",
+				path, ErrTooLarge, c.cfg.MaxListItems)
+		}
 		switch {
 		case len(page) == 0, total >= 0 && offset >= total:
 			return all, nil

@@ -28,6 +28,8 @@ func cloudCode(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, inflight.ErrBusy):
 		return codes.Aborted
+	case errors.Is(err, cloudsigma.ErrTooLarge):
+		return codes.ResourceExhausted // a bound of ours: a flag raises it
 	case errors.Is(err, attach.ErrNotConfirmed):
 		return codes.Unavailable // the server may take it on a retry
 	case errors.Is(err, attach.ErrNoFreeChannel):

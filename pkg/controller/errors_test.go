@@ -35,6 +35,7 @@ func TestCloudCode(t *testing.T) {
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", attach.ErrNoFreeChannel), codes.ResourceExhausted},
 		{fmt.Errorf("x: %w", attach.ErrNotConfirmed), codes.Unavailable},
+		{fmt.Errorf("x: %w", cloudsigma.ErrTooLarge), codes.ResourceExhausted},
 		{fmt.Errorf("x: %w", inflight.ErrBusy), codes.Aborted},
 		{errors.New("connection reset"), codes.Unavailable},
 	} {
