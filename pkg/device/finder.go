@@ -75,10 +75,11 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
 		return "", fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
 	}
-	timeout := orDuration(f.Timeout, DefaultTimeout)
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(orDuration(f.Timeout, DefaultTimeout))
+	callerDeadline := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, callerDeadline = d, true
 	}
 	backoff := orDuration(f.Backoff, 100*time.Millisecond)
 	maxBackoff := orDuration(f.MaxBackoff, 2*time.Second)
@@ -97,7 +98,7 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 		}
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
-			return "", fmt.Errorf("after %d tries in %s: %w", attempt, timeout, err)
+			return "", gaveUp(attempt, start, callerDeadline, err)
 		}
 		klog.V(4).InfoS("Drive device not ready, retrying", "drive", driveUUID, "attempt", attempt, "err", err)
 		if terr := trigger(ctx); terr != nil {
@@ -105,11 +106,22 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+			return "", fmt.Errorf("%w (%w)", gaveUp(attempt, start, true, err), ctx.Err())
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// gaveUp names the tries made and the time they actually took: a caller's
+// deadline often ends the wait long before the finder's own Timeout, and
+// an error quoting the Timeout would then send the reader the wrong way.
+func gaveUp(tries int, start time.Time, byCaller bool, err error) error {
+	spent := time.Since(start).Round(time.Millisecond)
+	if byCaller {
+		return fmt.Errorf("after %d tries in %s (the caller's deadline): %w", tries, spent, err)
+	}
+	return fmt.Errorf("after %d tries in %s: %w", tries, spent, err)
 }
 
 // retryable: a missing device or a stale link may fix itself once udev and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,9 +28,9 @@ type tree struct {
 
 const fakeMajor = 240 // "local/experimental use" range: never a real driver
 
+// newTree needs no root; disk does (mknod).
 func newTree(t *testing.T) *tree {
 	t.Helper()
-	testenv.RequireRoot(t, "mknod of block device nodes")
 	root := t.TempDir()
 	tr := &tree{by: filepath.Join(root, "by-id"), sys: filepath.Join(root, "sys"), dev: filepath.Join(root, "dev")}
 	for _, d := range []string{tr.by, filepath.Join(tr.sys, "block"), tr.dev} {
@@ -44,6 +45,7 @@ func newTree(t *testing.T) *tree {
 // sysfs path (serial, loop/backing_file) to its content.
 func (tr *tree) disk(t *testing.T, name string, size int64, attrs map[string]string) {
 	t.Helper()
+	testenv.RequireRoot(t, "mknod of block device nodes")
 	tr.minor++
 	num := unix.Mkdev(fakeMajor, tr.minor)
 	if err := unix.Mknod(filepath.Join(tr.dev, name), unix.S_IFBLK|0o600, int(num)); err != nil {
@@ -284,6 +286,51 @@ func TestVirtioFinderStops(t *testing.T) {
 	if n := triggers.Load(); n != 0 {
 		t.Errorf("ambiguity was retried %d times", n)
 	}
+}
+
+// The error names the time the tries actually took, not the finder's
+// Timeout: a caller's deadline (a quick lookup's, a kubelet's) usually ends
+// the wait first. Needs no root: nothing is attached.
+func TestVirtioFinderErrorNamesTimeSpent(t *testing.T) {
+	spentIn := func(t *testing.T, err error) time.Duration {
+		t.Helper()
+		m := regexp.MustCompile(`after \d+ tries in (\S+?)[: ]`).FindStringSubmatch(fmt.Sprint(err))
+		if m == nil {
+			t.Fatalf("error %q names no time spent", err)
+		}
+		d, perr := time.ParseDuration(m[1])
+		if perr != nil {
+			t.Fatalf("error %q: %v", err, perr)
+		}
+		return d
+	}
+	t.Run("caller's deadline", func(t *testing.T) {
+		f := newTree(t).finder(nil)
+		f.Timeout = 30 * time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		_, err := f.Find(ctx, uuid.NewString(), 0)
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Find: %v, want ErrNotFound", err)
+		}
+		if d := spentIn(t, err); d < 100*time.Millisecond || d > 5*time.Second {
+			t.Errorf("error %q says %s, want about the 150ms really spent", err, d)
+		}
+		if strings.Contains(err.Error(), "30s") || !strings.Contains(err.Error(), "caller's deadline") {
+			t.Errorf("error %q should blame the caller's deadline, not quote the 30s timeout", err)
+		}
+	})
+	t.Run("own timeout", func(t *testing.T) {
+		f := newTree(t).finder(nil)
+		f.Timeout = 200 * time.Millisecond
+		_, err := f.Find(context.Background(), uuid.NewString(), 0)
+		if d := spentIn(t, err); d < 150*time.Millisecond || d > 5*time.Second {
+			t.Errorf("error %q says %s, want about the 200ms really spent", err, d)
+		}
+		if strings.Contains(err.Error(), "caller's deadline") {
+			t.Errorf("error %q blames a deadline the caller did not set", err)
+		}
+	})
 }
 
 func TestVirtioFinderRejectsMalformedUUID(t *testing.T) {
