@@ -53,7 +53,11 @@ const (
 // a bigger drive, resize rounding up to 64 KiB) while publish_context keeps
 // the size seen at attach; smaller is never legitimate, so it is refused.
 type VirtioFinder struct {
-	ByIDDir string // udev's by-id links; the finder repairs missing ones here
+	// ByIDDir holds udev's by-id links. The finder only reads it: links are
+	// a shortcut it verifies and can do without (a sysfs scan finds the
+	// device), and udev alone writes and removes them, so no link the node
+	// made can outlive its device and name another drive's.
+	ByIDDir string
 	SysDir  string // sysfs mount point
 	DevDir  string // where the device nodes named in SysDir/block live
 	// Trigger asks udev to re-announce block devices between tries. Nil means
@@ -131,7 +135,8 @@ func retryable(err error) bool {
 }
 
 // findOnce tries the by-id link first, then a sysfs scan; the scan's single
-// positively identified device wins and the link is repaired to point at it.
+// positively identified device wins. A missing or stale link is left to
+// udev: the node never writes into its directory.
 func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error) {
 	link := f.linkPath(driveUUID)
 	linkErr := error(nil)
@@ -159,13 +164,10 @@ func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error
 		if err != nil {
 			return "", err
 		}
-		if err := repairLink(link, dev); err != nil {
-			// The device is proven; a link we cannot write only costs a scan.
-			klog.ErrorS(err, "Could not repair by-id link", "link", link, "device", dev)
-		} else if linkErr != nil {
-			klog.InfoS("Replaced stale by-id link", "link", link, "device", dev, "stale", linkErr)
+		if linkErr != nil {
+			klog.InfoS("Found the drive by a sysfs scan; its by-id link is stale", "device", dev, "stale", linkErr)
 		} else {
-			klog.InfoS("Created missing by-id link", "link", link, "device", dev)
+			klog.V(2).InfoS("Found the drive by a sysfs scan; it has no by-id link", "device", dev, "link", link)
 		}
 		return dev, nil
 	default:

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"golang.org/x/sys/unix"
@@ -116,30 +115,6 @@ func (f *VirtioFinder) sysSize(name string) (int64, error) {
 		return 0, fmt.Errorf("size of %s: %w", name, err)
 	}
 	return sectors * 512, nil
-}
-
-// linkSeq keeps concurrent repairs (stage and a health check) from sharing
-// a temporary name.
-var linkSeq atomic.Uint64
-
-// repairLink points link at dev, replacing a stale link atomically.
-func repairLink(link, dev string) error {
-	if cur, err := os.Readlink(link); err == nil && cur == dev {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp%d-%d", link, os.Getpid(), linkSeq.Add(1))
-	_ = os.Remove(tmp)
-	if err := os.Symlink(dev, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // readSysfs reads a sysfs attribute; virtio serials may be NUL padded.

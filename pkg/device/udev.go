@@ -9,8 +9,8 @@ import (
 
 // UdevTrigger asks udev to replay block device events and waits for it to
 // settle, so a late or lost hot-plug event still produces its by-id link.
-// Without udevadm (minimal containers) it does nothing: the sysfs scan and
-// link repair cover that case.
+// Without udevadm (minimal containers) it does nothing: the sysfs scan
+// covers that case.
 func UdevTrigger(ctx context.Context) error {
 	udevadm, err := exec.LookPath("udevadm")
 	if err != nil {
