@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
@@ -17,9 +18,16 @@ import (
 )
 
 // Finder locates the block device of a drive. wantSize is the drive size the
-// controller saw at attach time (0 = unknown); it returns the /dev path.
+// controller saw at attach time (0 = unknown); both return the /dev path.
 type Finder interface {
+	// Find waits for the device (a hot-plugged drive appears late), and
+	// may ask udev to re-announce the one device it has a reason to look
+	// at: for stage, the first lookup of an attached drive.
 	Find(ctx context.Context, driveUUID string, wantSize int64) (string, error)
+	// FindNow looks once, without waiting and without udev: for calls on a
+	// volume that stage already found (stats, health, publish, unstage,
+	// expand), which report a missing device rather than wait for one.
+	FindNow(ctx context.Context, driveUUID string, wantSize int64) (string, error)
 }
 
 // Errors a Finder returns, wrapped with details. Callers map them with
@@ -60,9 +68,13 @@ type VirtioFinder struct {
 	ByIDDir string
 	SysDir  string // sysfs mount point
 	DevDir  string // where the device nodes named in SysDir/block live
-	// Trigger asks udev to re-announce block devices between tries. Nil means
-	// UdevTrigger; use NoTrigger to disable it.
-	Trigger func(ctx context.Context) error
+	// Trigger asks udev to re-announce one block device, named as in
+	// SysDir/block (vdb). Find calls it only for a device it has a reason
+	// to look at: one a stale link points to, one found without its link,
+	// or one whose serial matches but whose check failed; never for the
+	// whole subsystem, and FindNow never. Nil means UdevTrigger on
+	// SysDir/class/block/NAME; use NoTrigger to disable it.
+	Trigger func(ctx context.Context, name string) error
 	// Timeout bounds the retries (hot-plugged devices appear late); the
 	// caller's context deadline bounds them too. Zero means DefaultTimeout.
 	Timeout time.Duration
@@ -72,12 +84,21 @@ type VirtioFinder struct {
 }
 
 // NoTrigger is a Trigger that does nothing.
-func NoTrigger(context.Context) error { return nil }
+func NoTrigger(context.Context, string) error { return nil }
+
+// FindNow implements Finder: one look, no retry, no udev.
+func (f *VirtioFinder) FindNow(_ context.Context, driveUUID string, wantSize int64) (string, error) {
+	if err := checkDriveUUID(driveUUID); err != nil {
+		return "", err
+	}
+	dev, _, err := f.findOnce(driveUUID, wantSize)
+	return dev, err
+}
 
 // Find implements Finder.
 func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int64) (string, error) {
-	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
-		return "", fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
+	if err := checkDriveUUID(driveUUID); err != nil {
+		return "", err
 	}
 	start := time.Now()
 	deadline := start.Add(orDuration(f.Timeout, DefaultTimeout))
@@ -87,14 +108,12 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 	}
 	backoff := orDuration(f.Backoff, 100*time.Millisecond)
 	maxBackoff := orDuration(f.MaxBackoff, 2*time.Second)
-	trigger := f.Trigger
-	if trigger == nil {
-		trigger = UdevTrigger
-	}
-
 	for attempt := 1; ; attempt++ {
-		dev, err := f.findOnce(driveUUID, wantSize)
+		dev, nudge, err := f.findOnce(driveUUID, wantSize)
 		if err == nil {
+			// Found without its by-id link: let udev make it, for the next
+			// lookup's shortcut and for anyone else reading by-id.
+			f.nudge(ctx, nudge)
 			return dev, nil
 		}
 		if !retryable(err) {
@@ -105,15 +124,38 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 			return "", gaveUp(attempt, start, callerDeadline, err)
 		}
 		klog.V(4).InfoS("Drive device not ready, retrying", "drive", driveUUID, "attempt", attempt, "err", err)
-		if terr := trigger(ctx); terr != nil {
-			klog.V(4).InfoS("udev trigger failed", "err", terr)
-		}
+		// A device not in sysfs yet is the hot-plug's business, not
+		// udev's: there is nothing to re-announce, only to wait for.
+		f.nudge(ctx, nudge)
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("%w (%w)", gaveUp(attempt, start, true, err), ctx.Err())
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func checkDriveUUID(driveUUID string) error {
+	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
+		return fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
+	}
+	return nil
+}
+
+// nudge asks udev to re-announce the block device name ("" = none).
+func (f *VirtioFinder) nudge(ctx context.Context, name string) {
+	if name == "" {
+		return
+	}
+	trigger := f.Trigger
+	if trigger == nil {
+		trigger = func(ctx context.Context, name string) error {
+			return UdevTrigger(ctx, filepath.Join(or(f.SysDir, DefaultSysDir), "class", "block", name))
+		}
+	}
+	if err := trigger(ctx, name); err != nil {
+		klog.V(4).InfoS("udev trigger failed", "device", name, "err", err)
 	}
 }
 
@@ -136,42 +178,46 @@ func retryable(err error) bool {
 
 // findOnce tries the by-id link first, then a sysfs scan; the scan's single
 // positively identified device wins. A missing or stale link is left to
-// udev: the node never writes into its directory.
-func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error) {
+// udev: the node never writes into its directory. nudge names the device
+// (in SysDir/block) udev could usefully re-announce: the found one when its
+// link is missing or stale, else the one a stale link points to or the
+// scan's candidate that failed its check; "" when there is none.
+func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (dev, nudge string, err error) {
 	link := f.linkPath(driveUUID)
 	linkErr := error(nil)
 	if target, err := resolveLink(link); err == nil {
 		dev, verr := f.verify(target, driveUUID, wantSize)
 		if verr == nil || errors.Is(verr, ErrSize) {
-			return dev, verr
+			return dev, "", verr
 		}
 		linkErr = fmt.Errorf("link %s -> %s: %w", link, target, verr)
+		nudge = f.inSysfs(filepath.Base(target))
 	}
 
 	names, err := f.scan(driveUUID)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch len(names) {
 	case 0:
 		if linkErr != nil {
-			return "", linkErr
+			return "", nudge, linkErr
 		}
-		return "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
+		return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
 			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID))
 	case 1:
 		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize)
 		if err != nil {
-			return "", err
+			return "", names[0], err
 		}
 		if linkErr != nil {
 			klog.InfoS("Found the drive by a sysfs scan; its by-id link is stale", "device", dev, "stale", linkErr)
 		} else {
 			klog.V(2).InfoS("Found the drive by a sysfs scan; it has no by-id link", "device", dev, "link", link)
 		}
-		return dev, nil
+		return dev, names[0], nil
 	default:
-		return "", fmt.Errorf("%w: %s and %s both claim drive %s; refusing to choose",
+		return "", "", fmt.Errorf("%w: %s and %s both claim drive %s; refusing to choose",
 			ErrAmbiguous, f.devPath(names[0]), f.devPath(names[1]), driveUUID)
 	}
 }

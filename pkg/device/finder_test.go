@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,7 +93,7 @@ func (tr *tree) links(t *testing.T) map[string]string {
 	return out
 }
 
-func (tr *tree) finder(trigger func(context.Context) error) *VirtioFinder {
+func (tr *tree) finder(trigger func(context.Context, string) error) *VirtioFinder {
 	if trigger == nil {
 		trigger = NoTrigger
 	}
@@ -224,6 +225,10 @@ func TestVirtioFinder(t *testing.T) {
 			tc.setup(t, tr, id)
 			links := tr.links(t)
 			dev, err := tr.finder(nil).Find(context.Background(), id, tc.wantSize)
+			// One look gives the same answer on a tree that does not change.
+			if dev2, err2 := tr.finder(nil).FindNow(context.Background(), id, tc.wantSize); dev2 != dev || (err2 == nil) != (err == nil) {
+				t.Errorf("FindNow = %q, %v; Find = %q, %v", dev2, err2, dev, err)
+			}
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Find = %q, %v; want error %v", dev, err, tc.wantErr)
@@ -249,26 +254,139 @@ func TestVirtioFinder(t *testing.T) {
 	}
 }
 
-// A hot-plugged device shows up only after a few tries; the udev trigger
-// runs between tries and the finder waits for it.
+// udevLog is a counting fake Trigger: it records the devices udev was
+// asked about, and runs on (when set) as udev would react.
+type udevLog struct {
+	mu    sync.Mutex
+	names []string
+	on    func(name string)
+}
+
+func (l *udevLog) trigger(_ context.Context, name string) error {
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	if l.on != nil {
+		l.on(name)
+	}
+	return nil
+}
+
+func (l *udevLog) got() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.names)
+}
+
+// A hot-plugged device shows up in sysfs only after a few tries. The finder
+// waits for it without asking udev anything: a device the kernel has not
+// announced yet is not udev's to re-announce.
 func TestVirtioFinderDeviceAppearsLate(t *testing.T) {
 	tr := newTree(t)
 	id := uuid.NewString()
-	var triggers atomic.Int32
-	f := tr.finder(func(context.Context) error {
-		if triggers.Add(1) == 3 {
-			tr.disk(t, "vde", gib, map[string]string{"serial": virtio.Serial(id)})
-			tr.link(t, id, filepath.Join(tr.dev, "vde"))
+	tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
+	tr.disk(t, "vde", gib, map[string]string{"serial": virtio.Serial(id)})
+	tr.link(t, id, filepath.Join(tr.dev, "vde"))
+	entry, hidden := filepath.Join(tr.sys, "block", "vde"), filepath.Join(tr.sys, "vde.hotplug")
+	if err := os.Rename(entry, hidden); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		if err := os.Rename(hidden, entry); err != nil {
+			t.Error(err)
 		}
-		return nil
-	})
+	}()
+	udev := &udevLog{}
+	f := tr.finder(udev.trigger)
 	f.Timeout = 5 * time.Second
 	dev, err := f.Find(context.Background(), id, gib)
 	if err != nil || dev != filepath.Join(tr.dev, "vde") {
 		t.Fatalf("Find = %q, %v; want vde", dev, err)
 	}
-	if n := triggers.Load(); n != 3 {
-		t.Errorf("udev triggered %d times, want 3 (once between each try)", n)
+	if got := udev.got(); len(got) != 0 {
+		t.Errorf("udev triggered for %v while the device was not in sysfs", got)
+	}
+}
+
+// udev is asked about one device only, the one the finder has a reason to
+// look at, and only by Find: FindNow (stats, health) never triggers.
+func TestVirtioFinderTriggersOnlyTheCandidate(t *testing.T) {
+	other := "0f1e2d3c-4b5a-4968-8776-655443322110"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, tr *tree, id string, udev *udevLog)
+		ok    bool   // Find succeeds
+		want  string // the only device udev may be asked about
+	}{{
+		name: "stale link: the device it points to",
+		setup: func(t *testing.T, tr *tree, id string, _ *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": "boot-disk"})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		want: "vdb",
+	}, {
+		name: "found without a link: the found device, for its link",
+		setup: func(t *testing.T, tr *tree, id string, _ *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
+		},
+		ok: true, want: "vdc",
+	}, {
+		name: "device node missing until udev handles the device",
+		setup: func(t *testing.T, tr *tree, id string, udev *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "vdd", gib, map[string]string{"serial": virtio.Serial(id)})
+			node := filepath.Join(tr.dev, "vdd")
+			var st unix.Stat_t
+			if err := unix.Stat(node, &st); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(node); err != nil {
+				t.Fatal(err)
+			}
+			udev.on = func(name string) {
+				if name == "vdd" {
+					_ = unix.Mknod(node, unix.S_IFBLK|0o600, int(st.Rdev))
+				}
+			}
+		},
+		ok: true, want: "vdd",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, now := range []bool{false, true} {
+				tr := newTree(t)
+				id := uuid.NewString()
+				udev := &udevLog{}
+				tc.setup(t, tr, id, udev)
+				f := tr.finder(udev.trigger)
+				find := f.Find
+				if now {
+					find = f.FindNow
+				}
+				dev, err := find(context.Background(), id, 0)
+				got := udev.got()
+				if now {
+					if len(got) != 0 {
+						t.Errorf("FindNow triggered udev for %v", got)
+					}
+					continue
+				}
+				if (err == nil) != tc.ok {
+					t.Errorf("Find = %q, %v; want success %t", dev, err, tc.ok)
+				}
+				if len(got) == 0 {
+					t.Errorf("udev never asked about %s", tc.want)
+				}
+				for _, name := range got {
+					if name != tc.want {
+						t.Errorf("udev triggered for %v, want only %s", got, tc.want)
+						break
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -292,13 +410,13 @@ func TestVirtioFinderStops(t *testing.T) {
 	id := uuid.NewString()
 	tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
 	tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
-	var triggers atomic.Int32
-	f.Trigger = func(context.Context) error { triggers.Add(1); return nil }
+	udev := &udevLog{}
+	f.Trigger = udev.trigger
 	if _, err := f.Find(context.Background(), id, 0); !errors.Is(err, ErrAmbiguous) {
 		t.Fatalf("Find: %v, want ErrAmbiguous", err)
 	}
-	if n := triggers.Load(); n != 0 {
-		t.Errorf("ambiguity was retried %d times", n)
+	if got := udev.got(); len(got) != 0 {
+		t.Errorf("ambiguity was retried, triggering %v", got)
 	}
 }
 

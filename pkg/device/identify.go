@@ -23,6 +23,14 @@ func (f *VirtioFinder) devPath(name string) string {
 	return filepath.Join(or(f.DevDir, DefaultDevDir), name)
 }
 
+// inSysfs returns name if SysDir/block has it (a device udev knows), else "".
+func (f *VirtioFinder) inSysfs(name string) string {
+	if _, err := os.Stat(f.sysBlock(name)); err != nil || name == "" || name == "." {
+		return ""
+	}
+	return name
+}
+
 // resolveLink follows the by-id link; a missing or dangling link is an error.
 func resolveLink(link string) (string, error) {
 	if _, err := os.Lstat(link); err != nil {

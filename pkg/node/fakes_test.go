@@ -225,6 +225,22 @@ func (f fakeDevices) Find(_ context.Context, volID string, _ int64) (string, err
 	return "", fmt.Errorf("%w: %s", device.ErrNotFound, volID)
 }
 
+func (f fakeDevices) FindNow(ctx context.Context, volID string, size int64) (string, error) {
+	return f.Find(ctx, volID, size)
+}
+
+// withFinder rebuilds the service with another finder.
+func (n *fakeNode) withFinder(f device.Finder) {
+	n.t.Helper()
+	cfg := n.srv.cfg
+	cfg.Finder = f
+	srv, err := New(cfg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.srv = srv
+}
+
 type fakeResizer struct{ n *fakeNode }
 
 func (f fakeResizer) Resize(dev, path string) (bool, error) {
