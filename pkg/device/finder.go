@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
@@ -52,9 +53,11 @@ const (
 	DefaultTimeout = 30 * time.Second
 )
 
-// VirtioFinder finds virtio-blk drives by their serial (see Serial) and, for
-// the single-machine emulation, loop devices by their backing file
-// "<drive-uuid>.img". The zero value uses the real /dev and /sys.
+// VirtioFinder finds virtio-blk drives by their serial (see Serial) and, in
+// the simulator's emulated guest only (a by-id directory holding
+// virtio.EmulatedGuestMarker), loop devices by their backing file
+// "<drive-uuid>.img". The zero value uses the real /dev and /sys, and never
+// accepts a loop device.
 //
 // Size rule: the device must be at least wantSize bytes. Larger is accepted
 // because CloudSigma drives only grow (offline resize, clone or restore into
@@ -81,6 +84,8 @@ type VirtioFinder struct {
 	// Backoff is the first pause between tries, doubled up to MaxBackoff.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+
+	simGuest atomic.Bool // ByIDDir was seen to hold the simulator's marker
 }
 
 // NoTrigger is a Trigger that does nothing.
@@ -184,17 +189,19 @@ func retryable(err error) bool {
 // scan's candidate that failed its check; "" when there is none.
 func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (dev, nudge string, err error) {
 	link := f.linkPath(driveUUID)
-	linkErr := error(nil)
+	loops := f.loopIdentity()
+	linkErr, linkTarget := error(nil), ""
 	if target, err := resolveLink(link); err == nil {
-		dev, verr := f.verify(target, driveUUID, wantSize)
+		dev, verr := f.verify(target, driveUUID, wantSize, loops)
 		if verr == nil || errors.Is(verr, ErrSize) {
 			return dev, "", verr
 		}
+		linkTarget = target
 		linkErr = fmt.Errorf("link %s -> %s: %w", link, target, verr)
 		nudge = f.inSysfs(filepath.Base(target))
 	}
 
-	names, err := f.scan(driveUUID)
+	names, refused, err := f.scan(driveUUID, loops)
 	if err != nil {
 		return "", "", err
 	}
@@ -203,12 +210,24 @@ func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (dev, nudge st
 		if linkErr != nil {
 			return "", nudge, linkErr
 		}
-		return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
-			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID))
+		if refused != nil {
+			return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q: %w",
+				ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID), refused)
+		}
+		also := ""
+		if loops {
+			also = " or a loop backing file named after the drive"
+		}
+		return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q%s",
+			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID), also)
 	case 1:
-		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize)
+		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize, loops)
 		if err != nil {
 			return "", names[0], err
+		}
+		if dev == linkTarget {
+			// The link was right: its device just appeared in sysfs.
+			return dev, "", nil
 		}
 		if linkErr != nil {
 			klog.InfoS("Found the drive by a sysfs scan; its by-id link is stale", "device", dev, "stale", linkErr)

@@ -111,7 +111,8 @@ func TestVirtioFinder(t *testing.T) {
 		wantSize int64
 		wantDev  string // basename of the device found
 		wantErr  error
-		errHas   []string // substrings the error must name; {serial} = the drive's serial
+		errHas   []string // substrings the error must name; {serial}, {id}: the drive's
+		simGuest bool     // the by-id dir holds the simulator's marker
 	}{{
 		name: "link to the right serial",
 		setup: func(t *testing.T, tr *tree, id string) {
@@ -175,7 +176,14 @@ func TestVirtioFinder(t *testing.T) {
 			tr.disk(t, "sdb", gib, nil)
 			tr.link(t, id, filepath.Join(tr.dev, "sdb"))
 		},
-		wantErr: ErrIdentity, errHas: []string{"neither a serial nor a loop backing file"},
+		wantErr: ErrIdentity, errHas: []string{"sdb has no serial"},
+	}, {
+		name: "device without identity refused in the simulator's guest",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "sdb", gib, nil)
+			tr.link(t, id, filepath.Join(tr.dev, "sdb"))
+		},
+		simGuest: true, wantErr: ErrIdentity, errHas: []string{"neither a serial nor a loop backing file"},
 	}, {
 		name: "link to a regular file refused",
 		setup: func(t *testing.T, tr *tree, id string) {
@@ -194,24 +202,59 @@ func TestVirtioFinder(t *testing.T) {
 		},
 		wantErr: ErrIdentity, errHas: []string{"252:16"},
 	}, {
-		name: "loop device backed by the drive's image",
+		name: "simulator's guest: loop device backed by the drive's image",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
 		},
-		wantSize: gib, wantDev: "loop3",
+		simGuest: true, wantSize: gib, wantDev: "loop3",
 	}, {
-		name: "loop device of another drive refused",
+		name: "simulator's guest: loop device behind the drive's link",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
+		},
+		simGuest: true, wantSize: gib, wantDev: "loop3",
+	}, {
+		name: "simulator's guest: loop device of another drive refused",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + other + ".img\n"})
 			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
 		},
-		wantErr: ErrIdentity, errHas: []string{other},
+		simGuest: true, wantErr: ErrIdentity, errHas: []string{other},
 	}, {
-		name: "loop backed by a file sharing only the serial prefix refused",
+		name: "simulator's guest: loop backed by a file sharing only the serial prefix refused",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop4", gib, map[string]string{"loop/backing_file": "/sim/" + virtio.Serial(id) + "ffff-ffffffffffff.img"})
 		},
-		wantErr: ErrNotFound,
+		simGuest: true, wantErr: ErrNotFound,
+	}, {
+		// The default: a loop device is no drive, whatever its backing file.
+		name: "loop device backed by the drive's image refused without the marker",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+		},
+		wantErr: ErrNotFound, errHas: []string{"loop3", "{id}.img", virtio.EmulatedGuestMarker, `serial "{serial}"`},
+	}, {
+		name: "loop device behind the drive's link refused without the marker",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
+		},
+		wantErr: ErrIdentity, errHas: []string{"loop3 has no serial", virtio.EmulatedGuestMarker},
+	}, {
+		name: "a link named like the marker does not make a guest",
+		setup: func(t *testing.T, tr *tree, id string) {
+			marker := filepath.Join(tr.dev, "marker")
+			if err := os.WriteFile(marker, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(marker, filepath.Join(tr.by, virtio.EmulatedGuestMarker)); err != nil {
+				t.Fatal(err)
+			}
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+		},
+		wantErr: ErrNotFound, errHas: []string{virtio.EmulatedGuestMarker},
 	}, {
 		name:    "nothing attached",
 		setup:   func(t *testing.T, tr *tree, id string) {},
@@ -222,6 +265,11 @@ func TestVirtioFinder(t *testing.T) {
 			t.Parallel()
 			tr := newTree(t)
 			id := uuid.NewString()
+			if tc.simGuest {
+				if err := virtio.DeclareEmulatedGuest(tr.by); err != nil {
+					t.Fatal(err)
+				}
+			}
 			tc.setup(t, tr, id)
 			links := tr.links(t)
 			dev, err := tr.finder(nil).Find(context.Background(), id, tc.wantSize)
@@ -237,7 +285,7 @@ func TestVirtioFinder(t *testing.T) {
 					t.Errorf("Find returned device %q together with an error", dev)
 				}
 				for _, s := range tc.errHas {
-					s = strings.ReplaceAll(s, "{serial}", virtio.Serial(id))
+					s = strings.NewReplacer("{serial}", virtio.Serial(id), "{id}", id).Replace(s)
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not mention %q", err, s)
 					}
