@@ -35,7 +35,7 @@ func newGuest(dir string) (*guest, error) {
 	if _, err := exec.LookPath("losetup"); err != nil {
 		return nil, fmt.Errorf("guest devices need losetup: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := virtio.DeclareEmulatedGuest(dir); err != nil { // MkdirAll + the marker the node's finder looks for
 		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
@@ -148,7 +148,7 @@ func (g *guest) refresh(id string) {
 func (g *guest) closeAll() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var errs []error
+	errs := []error{virtio.WithdrawEmulatedGuest(g.dir)}
 	for id := range g.devs {
 		errs = append(errs, g.detachLocked(id))
 	}

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
@@ -17,9 +19,16 @@ import (
 )
 
 // Finder locates the block device of a drive. wantSize is the drive size the
-// controller saw at attach time (0 = unknown); it returns the /dev path.
+// controller saw at attach time (0 = unknown); both return the /dev path.
 type Finder interface {
+	// Find waits for the device (a hot-plugged drive appears late), and
+	// may ask udev to re-announce the one device it has a reason to look
+	// at: for stage, the first lookup of an attached drive.
 	Find(ctx context.Context, driveUUID string, wantSize int64) (string, error)
+	// FindNow looks once, without waiting and without udev: for calls on a
+	// volume that stage already found (stats, health, publish, unstage,
+	// expand), which report a missing device rather than wait for one.
+	FindNow(ctx context.Context, driveUUID string, wantSize int64) (string, error)
 }
 
 // Errors a Finder returns, wrapped with details. Callers map them with
@@ -44,52 +53,72 @@ const (
 	DefaultTimeout = 30 * time.Second
 )
 
-// VirtioFinder finds virtio-blk drives by their serial (see Serial) and, for
-// the single-machine emulation, loop devices by their backing file
-// "<drive-uuid>.img". The zero value uses the real /dev and /sys.
+// VirtioFinder finds virtio-blk drives by their serial (see Serial) and, in
+// the simulator's emulated guest only (a by-id directory holding
+// virtio.EmulatedGuestMarker), loop devices by their backing file
+// "<drive-uuid>.img". The zero value uses the real /dev and /sys, and never
+// accepts a loop device.
 //
 // Size rule: the device must be at least wantSize bytes. Larger is accepted
 // because CloudSigma drives only grow (offline resize, clone or restore into
 // a bigger drive, resize rounding up to 64 KiB) while publish_context keeps
 // the size seen at attach; smaller is never legitimate, so it is refused.
 type VirtioFinder struct {
-	ByIDDir string // udev's by-id links; the finder repairs missing ones here
+	// ByIDDir holds udev's by-id links. The finder only reads it: links are
+	// a shortcut it verifies and can do without (a sysfs scan finds the
+	// device), and udev alone writes and removes them, so no link the node
+	// made can outlive its device and name another drive's.
+	ByIDDir string
 	SysDir  string // sysfs mount point
 	DevDir  string // where the device nodes named in SysDir/block live
-	// Trigger asks udev to re-announce block devices between tries. Nil means
-	// UdevTrigger; use NoTrigger to disable it.
-	Trigger func(ctx context.Context) error
+	// Trigger asks udev to re-announce one block device, named as in
+	// SysDir/block (vdb). Find calls it only for a device it has a reason
+	// to look at: one a stale link points to, one found without its link,
+	// or one whose serial matches but whose check failed; never for the
+	// whole subsystem, and FindNow never. Nil means UdevTrigger on
+	// SysDir/class/block/NAME; use NoTrigger to disable it.
+	Trigger func(ctx context.Context, name string) error
 	// Timeout bounds the retries (hot-plugged devices appear late); the
 	// caller's context deadline bounds them too. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// Backoff is the first pause between tries, doubled up to MaxBackoff.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+
+	simGuest atomic.Bool // ByIDDir was seen to hold the simulator's marker
 }
 
 // NoTrigger is a Trigger that does nothing.
-func NoTrigger(context.Context) error { return nil }
+func NoTrigger(context.Context, string) error { return nil }
+
+// FindNow implements Finder: one look, no retry, no udev.
+func (f *VirtioFinder) FindNow(_ context.Context, driveUUID string, wantSize int64) (string, error) {
+	if err := checkDriveUUID(driveUUID); err != nil {
+		return "", err
+	}
+	dev, _, err := f.findOnce(driveUUID, wantSize)
+	return dev, err
+}
 
 // Find implements Finder.
 func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int64) (string, error) {
-	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
-		return "", fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
+	if err := checkDriveUUID(driveUUID); err != nil {
+		return "", err
 	}
-	timeout := orDuration(f.Timeout, DefaultTimeout)
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(orDuration(f.Timeout, DefaultTimeout))
+	callerDeadline := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, callerDeadline = d, true
 	}
 	backoff := orDuration(f.Backoff, 100*time.Millisecond)
 	maxBackoff := orDuration(f.MaxBackoff, 2*time.Second)
-	trigger := f.Trigger
-	if trigger == nil {
-		trigger = UdevTrigger
-	}
-
 	for attempt := 1; ; attempt++ {
-		dev, err := f.findOnce(driveUUID, wantSize)
+		dev, nudge, err := f.findOnce(driveUUID, wantSize)
 		if err == nil {
+			// Found without its by-id link: let udev make it, for the next
+			// lookup's shortcut and for anyone else reading by-id.
+			f.nudge(ctx, nudge)
 			return dev, nil
 		}
 		if !retryable(err) {
@@ -97,19 +126,53 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 		}
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
-			return "", fmt.Errorf("after %d tries in %s: %w", attempt, timeout, err)
+			return "", gaveUp(attempt, start, callerDeadline, err)
 		}
 		klog.V(4).InfoS("Drive device not ready, retrying", "drive", driveUUID, "attempt", attempt, "err", err)
-		if terr := trigger(ctx); terr != nil {
-			klog.V(4).InfoS("udev trigger failed", "err", terr)
-		}
+		// A device not in sysfs yet is the hot-plug's business, not
+		// udev's: there is nothing to re-announce, only to wait for.
+		f.nudge(ctx, nudge)
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+			return "", fmt.Errorf("%w (%w)", gaveUp(attempt, start, true, err), ctx.Err())
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+func checkDriveUUID(driveUUID string) error {
+	if _, err := uuid.Parse(driveUUID); err != nil || len(driveUUID) != 36 {
+		return fmt.Errorf("%w: %q is not a drive UUID", ErrNotFound, driveUUID)
+	}
+	return nil
+}
+
+// nudge asks udev to re-announce the block device name ("" = none).
+func (f *VirtioFinder) nudge(ctx context.Context, name string) {
+	if name == "" {
+		return
+	}
+	trigger := f.Trigger
+	if trigger == nil {
+		trigger = func(ctx context.Context, name string) error {
+			return UdevTrigger(ctx, filepath.Join(or(f.SysDir, DefaultSysDir), "class", "block", name))
+		}
+	}
+	if err := trigger(ctx, name); err != nil {
+		klog.V(4).InfoS("udev trigger failed", "device", name, "err", err)
+	}
+}
+
+// gaveUp names the tries made and the time they actually took: a caller's
+// deadline often ends the wait long before the finder's own Timeout, and
+// an error quoting the Timeout would then send the reader the wrong way.
+func gaveUp(tries int, start time.Time, byCaller bool, err error) error {
+	spent := time.Since(start).Round(time.Millisecond)
+	if byCaller {
+		return fmt.Errorf("after %d tries in %s (the caller's deadline): %w", tries, spent, err)
+	}
+	return fmt.Errorf("after %d tries in %s: %w", tries, spent, err)
 }
 
 // retryable: a missing device or a stale link may fix itself once udev and
@@ -119,45 +182,61 @@ func retryable(err error) bool {
 }
 
 // findOnce tries the by-id link first, then a sysfs scan; the scan's single
-// positively identified device wins and the link is repaired to point at it.
-func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (string, error) {
+// positively identified device wins. A missing or stale link is left to
+// udev: the node never writes into its directory. nudge names the device
+// (in SysDir/block) udev could usefully re-announce: the found one when its
+// link is missing or stale, else the one a stale link points to or the
+// scan's candidate that failed its check; "" when there is none.
+func (f *VirtioFinder) findOnce(driveUUID string, wantSize int64) (dev, nudge string, err error) {
 	link := f.linkPath(driveUUID)
-	linkErr := error(nil)
+	loops := f.loopIdentity()
+	linkErr, linkTarget := error(nil), ""
 	if target, err := resolveLink(link); err == nil {
-		dev, verr := f.verify(target, driveUUID, wantSize)
+		dev, verr := f.verify(target, driveUUID, wantSize, loops)
 		if verr == nil || errors.Is(verr, ErrSize) {
-			return dev, verr
+			return dev, "", verr
 		}
+		linkTarget = target
 		linkErr = fmt.Errorf("link %s -> %s: %w", link, target, verr)
+		nudge = f.inSysfs(filepath.Base(target))
 	}
 
-	names, err := f.scan(driveUUID)
+	names, refused, err := f.scan(driveUUID, loops)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch len(names) {
 	case 0:
 		if linkErr != nil {
-			return "", linkErr
+			return "", nudge, linkErr
 		}
-		return "", fmt.Errorf("%w: no %s and no device in %s with serial %q or a backing file named after the drive",
-			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID))
+		if refused != nil {
+			return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q: %w",
+				ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID), refused)
+		}
+		also := ""
+		if loops {
+			also = " or a loop backing file named after the drive"
+		}
+		return "", "", fmt.Errorf("%w: no %s and no device in %s with serial %q%s",
+			ErrNotFound, link, f.sysBlock(""), virtio.Serial(driveUUID), also)
 	case 1:
-		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize)
+		dev, err := f.verify(f.devPath(names[0]), driveUUID, wantSize, loops)
 		if err != nil {
-			return "", err
+			return "", names[0], err
 		}
-		if err := repairLink(link, dev); err != nil {
-			// The device is proven; a link we cannot write only costs a scan.
-			klog.ErrorS(err, "Could not repair by-id link", "link", link, "device", dev)
-		} else if linkErr != nil {
-			klog.InfoS("Replaced stale by-id link", "link", link, "device", dev, "stale", linkErr)
+		if dev == linkTarget {
+			// The link was right: its device just appeared in sysfs.
+			return dev, "", nil
+		}
+		if linkErr != nil {
+			klog.InfoS("Found the drive by a sysfs scan; its by-id link is stale", "device", dev, "stale", linkErr)
 		} else {
-			klog.InfoS("Created missing by-id link", "link", link, "device", dev)
+			klog.V(2).InfoS("Found the drive by a sysfs scan; it has no by-id link", "device", dev, "link", link)
 		}
-		return dev, nil
+		return dev, names[0], nil
 	default:
-		return "", fmt.Errorf("%w: %s and %s both claim drive %s; refusing to choose",
+		return "", "", fmt.Errorf("%w: %s and %s both claim drive %s; refusing to choose",
 			ErrAmbiguous, f.devPath(names[0]), f.devPath(names[1]), driveUUID)
 	}
 }

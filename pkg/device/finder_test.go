@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +30,9 @@ type tree struct {
 
 const fakeMajor = 240 // "local/experimental use" range: never a real driver
 
+// newTree needs no root; disk does (mknod).
 func newTree(t *testing.T) *tree {
 	t.Helper()
-	testenv.RequireRoot(t, "mknod of block device nodes")
 	root := t.TempDir()
 	tr := &tree{by: filepath.Join(root, "by-id"), sys: filepath.Join(root, "sys"), dev: filepath.Join(root, "dev")}
 	for _, d := range []string{tr.by, filepath.Join(tr.sys, "block"), tr.dev} {
@@ -44,6 +47,7 @@ func newTree(t *testing.T) *tree {
 // sysfs path (serial, loop/backing_file) to its content.
 func (tr *tree) disk(t *testing.T, name string, size int64, attrs map[string]string) {
 	t.Helper()
+	testenv.RequireRoot(t, "mknod of block device nodes")
 	tr.minor++
 	num := unix.Mkdev(fakeMajor, tr.minor)
 	if err := unix.Mknod(filepath.Join(tr.dev, name), unix.S_IFBLK|0o600, int(num)); err != nil {
@@ -75,7 +79,21 @@ func (tr *tree) link(t *testing.T, driveUUID, target string) {
 	}
 }
 
-func (tr *tree) finder(trigger func(context.Context) error) *VirtioFinder {
+// links lists the by-id dir: name -> link target ("" for a non-link).
+func (tr *tree) links(t *testing.T) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(tr.by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		out[e.Name()], _ = os.Readlink(filepath.Join(tr.by, e.Name()))
+	}
+	return out
+}
+
+func (tr *tree) finder(trigger func(context.Context, string) error) *VirtioFinder {
 	if trigger == nil {
 		trigger = NoTrigger
 	}
@@ -93,15 +111,15 @@ func TestVirtioFinder(t *testing.T) {
 		wantSize int64
 		wantDev  string // basename of the device found
 		wantErr  error
-		errHas   []string // substrings the error must name; {serial} = the drive's serial
-		wantLink string   // basename the by-id link must point to afterwards
+		errHas   []string // substrings the error must name; {serial}, {id}: the drive's
+		simGuest bool     // the by-id dir holds the simulator's marker
 	}{{
 		name: "link to the right serial",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
-		wantSize: gib, wantDev: "vdb", wantLink: "vdb",
+		wantSize: gib, wantDev: "vdb",
 	}, {
 		name: "serial padded with NULs and newline",
 		setup: func(t *testing.T, tr *tree, id string) {
@@ -110,27 +128,27 @@ func TestVirtioFinder(t *testing.T) {
 		},
 		wantDev: "vdb",
 	}, {
-		name: "missing link repaired from sysfs scan",
+		name: "missing link: found by a sysfs scan",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
 			tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
 		},
-		wantSize: gib, wantDev: "vdc", wantLink: "vdc",
+		wantSize: gib, wantDev: "vdc",
 	}, {
 		name: "wrong serial behind the link is refused",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
-		wantErr: ErrIdentity, errHas: []string{"vdb", virtio.Serial(other)}, wantLink: "vdb",
+		wantErr: ErrIdentity, errHas: []string{"vdb", virtio.Serial(other)},
 	}, {
-		name: "stale link replaced by the proven device",
+		name: "stale link: the proven device wins",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
 			tr.disk(t, "vdd", gib, map[string]string{"serial": virtio.Serial(id)})
 			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
 		},
-		wantDev: "vdd", wantLink: "vdd",
+		wantDev: "vdd",
 	}, {
 		name: "two candidates refused naming both",
 		setup: func(t *testing.T, tr *tree, id string) {
@@ -158,7 +176,14 @@ func TestVirtioFinder(t *testing.T) {
 			tr.disk(t, "sdb", gib, nil)
 			tr.link(t, id, filepath.Join(tr.dev, "sdb"))
 		},
-		wantErr: ErrIdentity, errHas: []string{"neither a serial nor a loop backing file"},
+		wantErr: ErrIdentity, errHas: []string{"sdb has no serial"},
+	}, {
+		name: "device without identity refused in the simulator's guest",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "sdb", gib, nil)
+			tr.link(t, id, filepath.Join(tr.dev, "sdb"))
+		},
+		simGuest: true, wantErr: ErrIdentity, errHas: []string{"neither a serial nor a loop backing file"},
 	}, {
 		name: "link to a regular file refused",
 		setup: func(t *testing.T, tr *tree, id string) {
@@ -177,24 +202,59 @@ func TestVirtioFinder(t *testing.T) {
 		},
 		wantErr: ErrIdentity, errHas: []string{"252:16"},
 	}, {
-		name: "loop device backed by the drive's image",
+		name: "simulator's guest: loop device backed by the drive's image",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
 		},
-		wantSize: gib, wantDev: "loop3", wantLink: "loop3",
+		simGuest: true, wantSize: gib, wantDev: "loop3",
 	}, {
-		name: "loop device of another drive refused",
+		name: "simulator's guest: loop device behind the drive's link",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
+		},
+		simGuest: true, wantSize: gib, wantDev: "loop3",
+	}, {
+		name: "simulator's guest: loop device of another drive refused",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + other + ".img\n"})
 			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
 		},
-		wantErr: ErrIdentity, errHas: []string{other},
+		simGuest: true, wantErr: ErrIdentity, errHas: []string{other},
 	}, {
-		name: "loop backed by a file sharing only the serial prefix refused",
+		name: "simulator's guest: loop backed by a file sharing only the serial prefix refused",
 		setup: func(t *testing.T, tr *tree, id string) {
 			tr.disk(t, "loop4", gib, map[string]string{"loop/backing_file": "/sim/" + virtio.Serial(id) + "ffff-ffffffffffff.img"})
 		},
-		wantErr: ErrNotFound,
+		simGuest: true, wantErr: ErrNotFound,
+	}, {
+		// The default: a loop device is no drive, whatever its backing file.
+		name: "loop device backed by the drive's image refused without the marker",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+		},
+		wantErr: ErrNotFound, errHas: []string{"loop3", "{id}.img", virtio.EmulatedGuestMarker, `serial "{serial}"`},
+	}, {
+		name: "loop device behind the drive's link refused without the marker",
+		setup: func(t *testing.T, tr *tree, id string) {
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+			tr.link(t, id, filepath.Join(tr.dev, "loop3"))
+		},
+		wantErr: ErrIdentity, errHas: []string{"loop3 has no serial", virtio.EmulatedGuestMarker},
+	}, {
+		name: "a link named like the marker does not make a guest",
+		setup: func(t *testing.T, tr *tree, id string) {
+			marker := filepath.Join(tr.dev, "marker")
+			if err := os.WriteFile(marker, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(marker, filepath.Join(tr.by, virtio.EmulatedGuestMarker)); err != nil {
+				t.Fatal(err)
+			}
+			tr.disk(t, "loop3", gib, map[string]string{"loop/backing_file": "/var/lib/sim/" + id + ".img\n"})
+		},
+		wantErr: ErrNotFound, errHas: []string{virtio.EmulatedGuestMarker},
 	}, {
 		name:    "nothing attached",
 		setup:   func(t *testing.T, tr *tree, id string) {},
@@ -205,8 +265,18 @@ func TestVirtioFinder(t *testing.T) {
 			t.Parallel()
 			tr := newTree(t)
 			id := uuid.NewString()
+			if tc.simGuest {
+				if err := virtio.DeclareEmulatedGuest(tr.by); err != nil {
+					t.Fatal(err)
+				}
+			}
 			tc.setup(t, tr, id)
+			links := tr.links(t)
 			dev, err := tr.finder(nil).Find(context.Background(), id, tc.wantSize)
+			// One look gives the same answer on a tree that does not change.
+			if dev2, err2 := tr.finder(nil).FindNow(context.Background(), id, tc.wantSize); dev2 != dev || (err2 == nil) != (err == nil) {
+				t.Errorf("FindNow = %q, %v; Find = %q, %v", dev2, err2, dev, err)
+			}
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Find = %q, %v; want error %v", dev, err, tc.wantErr)
@@ -215,7 +285,7 @@ func TestVirtioFinder(t *testing.T) {
 					t.Errorf("Find returned device %q together with an error", dev)
 				}
 				for _, s := range tc.errHas {
-					s = strings.ReplaceAll(s, "{serial}", virtio.Serial(id))
+					s = strings.NewReplacer("{serial}", virtio.Serial(id), "{id}", id).Replace(s)
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not mention %q", err, s)
 					}
@@ -223,36 +293,148 @@ func TestVirtioFinder(t *testing.T) {
 			} else if err != nil || dev != filepath.Join(tr.dev, tc.wantDev) {
 				t.Fatalf("Find = %q, %v; want %s", dev, err, filepath.Join(tr.dev, tc.wantDev))
 			}
-			if tc.wantLink != "" {
-				target, err := filepath.EvalSymlinks(filepath.Join(tr.by, virtio.ByIDName(id)))
-				if err != nil || target != filepath.Join(tr.dev, tc.wantLink) {
-					t.Errorf("by-id link -> %q, %v; want %s", target, err, tc.wantLink)
-				}
+			// udev's directory is udev's: the finder never writes there,
+			// so it can leave no stale link behind.
+			if got := tr.links(t); !maps.Equal(got, links) {
+				t.Errorf("by-id dir changed from %v to %v", links, got)
 			}
 		})
 	}
 }
 
-// A hot-plugged device shows up only after a few tries; the udev trigger
-// runs between tries and the finder waits for it.
+// udevLog is a counting fake Trigger: it records the devices udev was
+// asked about, and runs on (when set) as udev would react.
+type udevLog struct {
+	mu    sync.Mutex
+	names []string
+	on    func(name string)
+}
+
+func (l *udevLog) trigger(_ context.Context, name string) error {
+	l.mu.Lock()
+	l.names = append(l.names, name)
+	l.mu.Unlock()
+	if l.on != nil {
+		l.on(name)
+	}
+	return nil
+}
+
+func (l *udevLog) got() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.names)
+}
+
+// A hot-plugged device shows up in sysfs only after a few tries. The finder
+// waits for it without asking udev anything: a device the kernel has not
+// announced yet is not udev's to re-announce.
 func TestVirtioFinderDeviceAppearsLate(t *testing.T) {
 	tr := newTree(t)
 	id := uuid.NewString()
-	var triggers atomic.Int32
-	f := tr.finder(func(context.Context) error {
-		if triggers.Add(1) == 3 {
-			tr.disk(t, "vde", gib, map[string]string{"serial": virtio.Serial(id)})
-			tr.link(t, id, filepath.Join(tr.dev, "vde"))
+	tr.disk(t, "vda", gib, map[string]string{"serial": "boot-disk"})
+	tr.disk(t, "vde", gib, map[string]string{"serial": virtio.Serial(id)})
+	tr.link(t, id, filepath.Join(tr.dev, "vde"))
+	entry, hidden := filepath.Join(tr.sys, "block", "vde"), filepath.Join(tr.sys, "vde.hotplug")
+	if err := os.Rename(entry, hidden); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		if err := os.Rename(hidden, entry); err != nil {
+			t.Error(err)
 		}
-		return nil
-	})
+	}()
+	udev := &udevLog{}
+	f := tr.finder(udev.trigger)
 	f.Timeout = 5 * time.Second
 	dev, err := f.Find(context.Background(), id, gib)
 	if err != nil || dev != filepath.Join(tr.dev, "vde") {
 		t.Fatalf("Find = %q, %v; want vde", dev, err)
 	}
-	if n := triggers.Load(); n != 3 {
-		t.Errorf("udev triggered %d times, want 3 (once between each try)", n)
+	if got := udev.got(); len(got) != 0 {
+		t.Errorf("udev triggered for %v while the device was not in sysfs", got)
+	}
+}
+
+// udev is asked about one device only, the one the finder has a reason to
+// look at, and only by Find: FindNow (stats, health) never triggers.
+func TestVirtioFinderTriggersOnlyTheCandidate(t *testing.T) {
+	other := "0f1e2d3c-4b5a-4968-8776-655443322110"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, tr *tree, id string, udev *udevLog)
+		ok    bool   // Find succeeds
+		want  string // the only device udev may be asked about
+	}{{
+		name: "stale link: the device it points to",
+		setup: func(t *testing.T, tr *tree, id string, _ *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(other)})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": "boot-disk"})
+			tr.link(t, id, filepath.Join(tr.dev, "vdb"))
+		},
+		want: "vdb",
+	}, {
+		name: "found without a link: the found device, for its link",
+		setup: func(t *testing.T, tr *tree, id string, _ *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
+		},
+		ok: true, want: "vdc",
+	}, {
+		name: "device node missing until udev handles the device",
+		setup: func(t *testing.T, tr *tree, id string, udev *udevLog) {
+			tr.disk(t, "vdb", gib, map[string]string{"serial": "boot-disk"})
+			tr.disk(t, "vdd", gib, map[string]string{"serial": virtio.Serial(id)})
+			node := filepath.Join(tr.dev, "vdd")
+			var st unix.Stat_t
+			if err := unix.Stat(node, &st); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(node); err != nil {
+				t.Fatal(err)
+			}
+			udev.on = func(name string) {
+				if name == "vdd" {
+					_ = unix.Mknod(node, unix.S_IFBLK|0o600, int(st.Rdev))
+				}
+			}
+		},
+		ok: true, want: "vdd",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, now := range []bool{false, true} {
+				tr := newTree(t)
+				id := uuid.NewString()
+				udev := &udevLog{}
+				tc.setup(t, tr, id, udev)
+				f := tr.finder(udev.trigger)
+				find := f.Find
+				if now {
+					find = f.FindNow
+				}
+				dev, err := find(context.Background(), id, 0)
+				got := udev.got()
+				if now {
+					if len(got) != 0 {
+						t.Errorf("FindNow triggered udev for %v", got)
+					}
+					continue
+				}
+				if (err == nil) != tc.ok {
+					t.Errorf("Find = %q, %v; want success %t", dev, err, tc.ok)
+				}
+				if len(got) == 0 {
+					t.Errorf("udev never asked about %s", tc.want)
+				}
+				for _, name := range got {
+					if name != tc.want {
+						t.Errorf("udev triggered for %v, want only %s", got, tc.want)
+						break
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -276,14 +458,59 @@ func TestVirtioFinderStops(t *testing.T) {
 	id := uuid.NewString()
 	tr.disk(t, "vdb", gib, map[string]string{"serial": virtio.Serial(id)})
 	tr.disk(t, "vdc", gib, map[string]string{"serial": virtio.Serial(id)})
-	var triggers atomic.Int32
-	f.Trigger = func(context.Context) error { triggers.Add(1); return nil }
+	udev := &udevLog{}
+	f.Trigger = udev.trigger
 	if _, err := f.Find(context.Background(), id, 0); !errors.Is(err, ErrAmbiguous) {
 		t.Fatalf("Find: %v, want ErrAmbiguous", err)
 	}
-	if n := triggers.Load(); n != 0 {
-		t.Errorf("ambiguity was retried %d times", n)
+	if got := udev.got(); len(got) != 0 {
+		t.Errorf("ambiguity was retried, triggering %v", got)
 	}
+}
+
+// The error names the time the tries actually took, not the finder's
+// Timeout: a caller's deadline (a quick lookup's, a kubelet's) usually ends
+// the wait first. Needs no root: nothing is attached.
+func TestVirtioFinderErrorNamesTimeSpent(t *testing.T) {
+	spentIn := func(t *testing.T, err error) time.Duration {
+		t.Helper()
+		m := regexp.MustCompile(`after \d+ tries in (\S+?)[: ]`).FindStringSubmatch(fmt.Sprint(err))
+		if m == nil {
+			t.Fatalf("error %q names no time spent", err)
+		}
+		d, perr := time.ParseDuration(m[1])
+		if perr != nil {
+			t.Fatalf("error %q: %v", err, perr)
+		}
+		return d
+	}
+	t.Run("caller's deadline", func(t *testing.T) {
+		f := newTree(t).finder(nil)
+		f.Timeout = 30 * time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		_, err := f.Find(ctx, uuid.NewString(), 0)
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Find: %v, want ErrNotFound", err)
+		}
+		if d := spentIn(t, err); d < 100*time.Millisecond || d > 5*time.Second {
+			t.Errorf("error %q says %s, want about the 150ms really spent", err, d)
+		}
+		if strings.Contains(err.Error(), "30s") || !strings.Contains(err.Error(), "caller's deadline") {
+			t.Errorf("error %q should blame the caller's deadline, not quote the 30s timeout", err)
+		}
+	})
+	t.Run("own timeout", func(t *testing.T) {
+		f := newTree(t).finder(nil)
+		f.Timeout = 200 * time.Millisecond
+		_, err := f.Find(context.Background(), uuid.NewString(), 0)
+		if d := spentIn(t, err); d < 150*time.Millisecond || d > 5*time.Second {
+			t.Errorf("error %q says %s, want about the 200ms really spent", err, d)
+		}
+		if strings.Contains(err.Error(), "caller's deadline") {
+			t.Errorf("error %q blames a deadline the caller did not set", err)
+		}
+	})
 }
 
 func TestVirtioFinderRejectsMalformedUUID(t *testing.T) {

@@ -1,15 +1,16 @@
 package device
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 func (f *VirtioFinder) linkPath(driveUUID string) string {
@@ -24,6 +25,14 @@ func (f *VirtioFinder) devPath(name string) string {
 	return filepath.Join(or(f.DevDir, DefaultDevDir), name)
 }
 
+// inSysfs returns name if SysDir/block has it (a device udev knows), else "".
+func (f *VirtioFinder) inSysfs(name string) string {
+	if _, err := os.Stat(f.sysBlock(name)); err != nil || name == "" || name == "." {
+		return ""
+	}
+	return name
+}
+
 // resolveLink follows the by-id link; a missing or dangling link is an error.
 func resolveLink(link string) (string, error) {
 	if _, err := os.Lstat(link); err != nil {
@@ -33,9 +42,9 @@ func resolveLink(link string) (string, error) {
 }
 
 // verify proves that dev is the drive: a block device whose number matches
-// its sysfs entry, whose identity (serial or backing file) names the drive,
-// and which is at least wantSize bytes.
-func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64) (string, error) {
+// its sysfs entry, whose identity (serial, or backing file where loops are
+// allowed) names the drive, and which is at least wantSize bytes.
+func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64, loops bool) (string, error) {
 	rdev, err := Number(dev)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrIdentity, err)
@@ -50,7 +59,7 @@ func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64) (string, er
 	if want := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev)); num != want {
 		return "", fmt.Errorf("%w: %s is device %s but %s says %s", ErrIdentity, dev, want, sys, num)
 	}
-	if err := f.identify(name, driveUUID); err != nil {
+	if err := f.identify(name, driveUUID, loops); err != nil {
 		return "", err
 	}
 	if wantSize > 0 {
@@ -66,10 +75,10 @@ func (f *VirtioFinder) verify(dev, driveUUID string, wantSize int64) (string, er
 }
 
 // identify checks what the kernel says the device is. A virtio serial must
-// equal the drive's serial; a loop device's backing file must be named after
-// the full drive UUID (the simulator's emulated guest); anything else is
-// unproven and refused.
-func (f *VirtioFinder) identify(name, driveUUID string) error {
+// equal the drive's serial. A loop device counts only in the simulator's
+// emulated guest (loops, see loopIdentity): there its backing file must be
+// named after the full drive UUID. Anything else is unproven and refused.
+func (f *VirtioFinder) identify(name, driveUUID string, loops bool) error {
 	sys := f.sysBlock(name)
 	serial, err := readSysfs(filepath.Join(sys, "serial"))
 	if err == nil && serial != "" {
@@ -81,27 +90,78 @@ func (f *VirtioFinder) identify(name, driveUUID string) error {
 	backing, err := readSysfs(filepath.Join(sys, "loop", "backing_file"))
 	if err == nil && backing != "" {
 		base := strings.ToLower(filepath.Base(strings.TrimSuffix(backing, " (deleted)")))
-		if strings.HasPrefix(base, strings.ToLower(driveUUID)) {
+		named := strings.HasPrefix(base, strings.ToLower(driveUUID))
+		switch {
+		case !loops && named:
+			return fmt.Errorf("%w: %s has no serial: %w", ErrIdentity, name, f.loopRefused(name, backing))
+		case !loops:
+			return fmt.Errorf("%w: %s has no serial (a loop device backed by %s)", ErrIdentity, name, backing)
+		case named:
 			return nil
 		}
 		return fmt.Errorf("%w: %s is backed by %s, not by drive %s", ErrIdentity, name, backing, driveUUID)
 	}
+	if !loops {
+		return fmt.Errorf("%w: %s has no serial", ErrIdentity, name)
+	}
 	return fmt.Errorf("%w: %s has neither a serial nor a loop backing file", ErrIdentity, name)
 }
 
-// scan lists the names in SysDir/block whose identity is the drive.
-func (f *VirtioFinder) scan(driveUUID string) ([]string, error) {
+// loopRefusal marks a loop device that would be the drive in the
+// simulator's emulated guest, refused because this is not one.
+type loopRefusal struct{ name, backing, byIDDir string }
+
+func (f *VirtioFinder) loopRefused(name, backing string) *loopRefusal {
+	return &loopRefusal{name, backing, or(f.ByIDDir, DefaultByIDDir)}
+}
+
+func (r *loopRefusal) Error() string {
+	return fmt.Sprintf("%s is a loop device backed by %s, and loop devices count as drives only in the simulator's emulated guest, "+
+		"whose by-id directory holds a %s file (%s does not)", r.name, r.backing, virtio.EmulatedGuestMarker, r.byIDDir)
+}
+
+// scan lists the names in SysDir/block whose identity is the drive, and the
+// first loop device refused only for want of the simulator's marker.
+func (f *VirtioFinder) scan(driveUUID string, loops bool) ([]string, *loopRefusal, error) {
 	entries, err := os.ReadDir(f.sysBlock(""))
 	if err != nil {
-		return nil, fmt.Errorf("scanning block devices: %w", err)
+		return nil, nil, fmt.Errorf("scanning block devices: %w", err)
 	}
 	var names []string
+	var refused *loopRefusal
 	for _, e := range entries {
-		if f.identify(e.Name(), driveUUID) == nil {
+		err := f.identify(e.Name(), driveUUID, loops)
+		if err == nil {
 			names = append(names, e.Name())
+		} else if r := (*loopRefusal)(nil); refused == nil && errors.As(err, &r) {
+			refused = r
 		}
 	}
-	return names, nil
+	return names, refused, nil
+}
+
+// loopIdentity reports whether loop devices may be drives: only when the
+// by-id directory holds virtio.EmulatedGuestMarker, which the simulator
+// writes into its guest-devices directory. This is safe as a production
+// path: the default /dev/disk/by-id is udev's, root-owned, and never holds
+// that file, and a file written there by mistake is not enough to mislead
+// the node: a loop device over a file named after the drive is also needed,
+// and only root sets up loop devices. A seen marker is remembered (the
+// simulator runs as long as the driver does); a missing one costs one stat
+// per look, so a simulator started after the driver is still seen.
+func (f *VirtioFinder) loopIdentity() bool {
+	if f.simGuest.Load() {
+		return true
+	}
+	dir := or(f.ByIDDir, DefaultByIDDir)
+	if !virtio.IsEmulatedGuest(dir) {
+		return false
+	}
+	if !f.simGuest.Swap(true) {
+		klog.InfoS("The by-id directory is the simulator's emulated guest: loop devices backed by <drive-uuid>.img count as drives",
+			"dir", dir, "marker", virtio.EmulatedGuestMarker)
+	}
+	return true
 }
 
 // sysSize is the device size in bytes; sysfs counts 512-byte sectors
@@ -116,30 +176,6 @@ func (f *VirtioFinder) sysSize(name string) (int64, error) {
 		return 0, fmt.Errorf("size of %s: %w", name, err)
 	}
 	return sectors * 512, nil
-}
-
-// linkSeq keeps concurrent repairs (stage and a health check) from sharing
-// a temporary name.
-var linkSeq atomic.Uint64
-
-// repairLink points link at dev, replacing a stale link atomically.
-func repairLink(link, dev string) error {
-	if cur, err := os.Readlink(link); err == nil && cur == dev {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp%d-%d", link, os.Getpid(), linkSeq.Add(1))
-	_ = os.Remove(tmp)
-	if err := os.Symlink(dev, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // readSysfs reads a sysfs attribute; virtio serials may be NUL padded.

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudsigma-csi/driver/internal/testenv"
 	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/device"
+	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
 // env is one emulated node: a temp dir holding by-id links, backing files,
@@ -41,6 +42,10 @@ func newEnv(t *testing.T) *env {
 	// never RemoveAll through a live mount.
 	t.Cleanup(func() { looptest.UnmountUnder(t, dir) })
 	e := &env{t: t, dir: dir, byID: filepath.Join(dir, "by-id"), ctx: context.Background()}
+	// Loop devices are drives only in the simulator's emulated guest.
+	if err := virtio.DeclareEmulatedGuest(e.byID); err != nil {
+		t.Fatal(err)
+	}
 	finder := &device.VirtioFinder{ByIDDir: e.byID, Trigger: device.NoTrigger,
 		Timeout: 2 * time.Second, Backoff: 20 * time.Millisecond}
 	srv, err := New(Config{NodeID: "node-1", Location: "zrh", Finder: finder})

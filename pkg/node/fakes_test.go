@@ -225,6 +225,22 @@ func (f fakeDevices) Find(_ context.Context, volID string, _ int64) (string, err
 	return "", fmt.Errorf("%w: %s", device.ErrNotFound, volID)
 }
 
+func (f fakeDevices) FindNow(ctx context.Context, volID string, size int64) (string, error) {
+	return f.Find(ctx, volID, size)
+}
+
+// withFinder rebuilds the service with another finder.
+func (n *fakeNode) withFinder(f device.Finder) {
+	n.t.Helper()
+	cfg := n.srv.cfg
+	cfg.Finder = f
+	srv, err := New(cfg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.srv = srv
+}
+
 type fakeResizer struct{ n *fakeNode }
 
 func (f fakeResizer) Resize(dev, path string) (bool, error) {
@@ -234,10 +250,15 @@ func (f fakeResizer) Resize(dev, path string) (bool, error) {
 
 // fakeTools answers blkid from formats (device path -> filesystem, or
 // "partitions"), records mkfs in formats, and succeeds at anything else.
+// A command in missing is not installed (exec's "executable file not
+// found"); an mkfs given the argument rejects fails as mkfs does on an
+// option it refuses (exit 1, a usage message).
 type fakeTools struct {
 	mu      sync.Mutex
 	formats map[string]string
 	ran     []string
+	missing map[string]bool
+	rejects string
 }
 
 func (f *fakeTools) Command(cmd string, args ...string) exec.Cmd {
@@ -251,13 +272,26 @@ func (f *fakeTools) CommandContext(_ context.Context, cmd string, args ...string
 	return f.Command(cmd, args...)
 }
 
-func (f *fakeTools) LookPath(file string) (string, error) { return "/usr/sbin/" + file, nil }
+func (f *fakeTools) LookPath(file string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.missing[file] {
+		return "", exec.ErrExecutableNotFound
+	}
+	return "/usr/sbin/" + file, nil
+}
 
 func (f *fakeTools) run(cmd string, args []string) ([]byte, []byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.missing[cmd] {
+		return nil, nil, exec.ErrExecutableNotFound
+	}
 	f.ran = append(f.ran, strings.Join(append([]string{cmd}, args...), " "))
 	dev := args[len(args)-1]
+	if strings.HasPrefix(cmd, "mkfs.") && f.rejects != "" && slices.Contains(args, f.rejects) {
+		return []byte(fmt.Sprintf("%s: invalid argument %q\nUsage: %s [options] device\n", cmd, f.rejects, cmd)), nil, testingexec.FakeExitError{Status: 1}
+	}
 	switch {
 	case cmd == "blkid":
 		switch format := f.formats[dev]; format {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	mount "k8s.io/mount-utils"
@@ -13,17 +12,13 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
-// quickFindTimeout keeps a health check (and the other calls on a volume
-// that stage already found) short: they report a missing device instead of
-// waiting for a hot-plug like stage does.
-const quickFindTimeout = 2 * time.Second
-
-// findNow finds the volume's device without waiting long for a hot-plug:
-// for calls that look at a volume already staged (stage waited for it).
+// findNow finds the volume's device with one look, no waiting and no udev
+// trigger (device.Finder.FindNow): for calls on a volume that stage already
+// found (stats, health, publish, unstage, expand), which report a missing
+// device instead of waiting for a hot-plug like stage does, and which a CO
+// calls often enough that they must not make udev re-run its rules.
 func (s *Service) findNow(ctx context.Context, volID string, wantSize int64) (string, uint64, error) {
-	fctx, cancel := context.WithTimeout(ctx, quickFindTimeout)
-	defer cancel()
-	dev, err := s.cfg.Finder.Find(fctx, volID, wantSize)
+	dev, err := s.cfg.Finder.FindNow(ctx, volID, wantSize)
 	if err != nil {
 		return "", 0, err
 	}

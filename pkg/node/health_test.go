@@ -2,10 +2,15 @@ package node
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
+
+	"github.com/cloudsigma-csi/driver/pkg/device"
 )
 
 // Health on a fake node: each path is checked against the volume's device.
@@ -75,5 +80,57 @@ func TestHealthChecksPaths(t *testing.T) {
 				t.Errorf("reasons %v, want %v (%v)", got, tc.reasons, resp.GetVolumeHealth().GetHealthStatuses())
 			}
 		})
+	}
+}
+
+// Stats, health, publish, expand and unstage look once for the volume's
+// device (Finder.FindNow): they never wait for it and never ask udev about
+// any device, however often the CO calls them. Here the device is gone.
+func TestQuickLookupsNeverTriggerUdev(t *testing.T) {
+	n := newFakeNode(t)
+	n.mkdir(filepath.Join(n.sys, "block"))
+	var udev []string
+	n.withFinder(&device.VirtioFinder{ByIDDir: n.mkdir(n.path("by-id")), SysDir: n.sys, DevDir: n.mkdir(n.path("devices")),
+		Trigger: func(_ context.Context, name string) error { udev = append(udev, name); return nil }})
+	rdev := unix.Mkdev(8, 16) // not in sysfs: unplugged
+	staging, target := n.path("staging"), n.path("target")
+	n.mountFS(staging, rdev, "ext4", false)
+	n.mountFS(target, rdev, "ext4", false)
+	ctx := context.Background()
+	for _, call := range []struct {
+		name string
+		run  func() error
+	}{
+		{"NodeGetVolumeStats", func() error {
+			_, err := n.srv.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: volA, VolumePath: target})
+			return err
+		}},
+		{"NodeGetVolumeHealth", func() error {
+			_, err := n.srv.NodeGetVolumeHealth(ctx, &csi.NodeGetVolumeHealthRequest{VolumeId: volA, StagingTargetPath: staging, VolumePublishPath: target})
+			return err
+		}},
+		{"NodePublishVolume", func() error {
+			_, err := n.srv.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: volA, StagingTargetPath: staging,
+				TargetPath: n.path("target2"), VolumeCapability: mountCap("ext4", snw)})
+			return err
+		}},
+		{"NodeExpandVolume", func() error {
+			_, err := n.srv.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: volA, VolumePath: target})
+			return err
+		}},
+		{"NodeUnstageVolume", func() error {
+			_, err := n.srv.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: volA, StagingTargetPath: staging})
+			return err
+		}},
+	} {
+		start := time.Now()
+		err := call.run()
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s took %s (%v): a quick lookup waited for the device", call.name, took, err)
+		}
+		if len(udev) != 0 {
+			t.Errorf("%s triggered udev for %v", call.name, udev)
+			udev = nil
+		}
 	}
 }

@@ -114,6 +114,11 @@ func (s *Service) isBlock(path string, rdev uint64) bool {
 // liveBlockDevice reports whether m's device is a block device still present
 // on the node. An unplugged disk leaves sysfs while a mount holds its number.
 func (s *Service) liveBlockDevice(m *mount.MountInfo) bool {
-	_, err := os.Stat(filepath.Join(s.cfg.SysDir, "dev", "block", fmt.Sprintf("%d:%d", m.Major, m.Minor)))
+	return s.liveDevice(uint32(m.Major), uint32(m.Minor))
+}
+
+// liveDevice reports whether block device major:minor is present in sysfs.
+func (s *Service) liveDevice(major, minor uint32) bool {
+	_, err := os.Stat(filepath.Join(s.cfg.SysDir, "dev", "block", fmt.Sprintf("%d:%d", major, minor)))
 	return err == nil
 }

@@ -46,6 +46,10 @@ func (f *fakeFinder) Find(ctx context.Context, driveUUID string, _ int64) (strin
 	return "", f.err
 }
 
+func (f *fakeFinder) FindNow(ctx context.Context, driveUUID string, size int64) (string, error) {
+	return f.Find(ctx, driveUUID, size)
+}
+
 func newTestService(t *testing.T, f device.Finder) *Service {
 	t.Helper()
 	s, err := New(Config{NodeID: "node-1", Location: "zrh", Finder: f})

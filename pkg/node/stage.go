@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/cloudsigma-csi/driver/pkg/inflight"
 )
@@ -95,7 +97,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 	}
 	opts := mountOptions(vc, fsType, ro)
 	if err := s.cfg.Mounter.FormatAndMountSensitiveWithFormatOptions(dev, staging, fsType, opts, nil, fmtOpts); err != nil {
-		return err
+		return formatError(err, fsType, fmtOpts)
 	}
 	klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging)
 	if ro {
@@ -160,6 +162,43 @@ func (s *Service) checkFormat(dev, fsType string) (string, error) {
 	default:
 		return "", failf(errPrecondition, "%s holds %s, %s requested; refusing to reformat", dev, existing, fsType)
 	}
+}
+
+// mkfsPackages names the package that ships each filesystem's mkfs (the
+// same name on Debian, Ubuntu, Fedora, Alpine and the driver's image).
+var mkfsPackages = map[string]string{"ext2": "e2fsprogs", "ext3": "e2fsprogs", "ext4": "e2fsprogs", "xfs": "xfsprogs"}
+
+// formatError says what to do about a failed mkfs; other errors of
+// FormatAndMount pass through. mount-utils reports a format failure as a
+// MountError of type FormatFailed whose text carries mkfs's error and output.
+//
+//   - mkfs not installed (its exec error is "executable file not found"):
+//     FailedPrecondition naming the package to install. The request is
+//     valid and the driver is not broken, so not Internal; the node lacks
+//     a package, which an operator installs (the driver's image has both).
+//   - mkfs failed with formatOptions from the StorageClass: InvalidArgument
+//     naming them. The allow-list (pkg/params) admits only known options
+//     with well-formed values, but mkfs still refuses combinations and
+//     values it cannot use (a block size the kernel does not support, a
+//     feature this mkfs does not know); mkfs's own output is quoted, so the
+//     rare failure that is not about the options still shows its cause.
+//   - any other mkfs failure stays Internal.
+func formatError(err error, fsType string, fmtOpts []string) error {
+	var me mount.MountError
+	if !errors.As(err, &me) || me.Type != mount.FormatFailed {
+		return err
+	}
+	if strings.Contains(me.Message, utilexec.ErrExecutableNotFound.Error()) {
+		pkg := mkfsPackages[fsType]
+		if pkg == "" {
+			pkg = "the package that provides it"
+		}
+		return failf(errPrecondition, "mkfs.%s is not installed on this node: install %s on the node (or in the driver's image); %v", fsType, pkg, err)
+	}
+	if len(fmtOpts) > 0 {
+		return failf(errInvalid, "mkfs.%s refused the formatOptions %q of the StorageClass: fix or remove them; %v", fsType, strings.Join(fmtOpts, " "), err)
+	}
+	return err
 }
 
 // mountOptions are the capability's flags plus what the mode and the

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
+
+	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
 // Stage's decisions on a fake node (fakes_test.go): no root needed. The
@@ -173,5 +176,45 @@ func TestStageBlock(t *testing.T) {
 	wantCode(t, n.stage(volA, otherStaged, blockCap(snw)), codes.AlreadyExists)
 	if got := n.mountsMade(); len(got) != 0 {
 		t.Errorf("a raw block stage mounted %v", got)
+	}
+}
+
+// A failed mkfs says what to do: a missing mkfs names the package to
+// install (FailedPrecondition), options from the StorageClass that mkfs
+// refuses are InvalidArgument; nothing is mounted either way.
+func TestStageFormatErrorsNameTheFix(t *testing.T) {
+	for _, tc := range []struct {
+		name, fsType, formatOptions string
+		missing, rejects            string
+		code                        codes.Code
+		errHas                      []string
+	}{
+		{"ext4, mkfs missing", "ext4", "", "mkfs.ext4", "", codes.FailedPrecondition, []string{"mkfs.ext4", "e2fsprogs"}},
+		{"ext3, mkfs missing", "ext3", "", "mkfs.ext3", "", codes.FailedPrecondition, []string{"mkfs.ext3", "e2fsprogs"}},
+		{"xfs, mkfs missing", "xfs", "-K", "mkfs.xfs", "", codes.FailedPrecondition, []string{"mkfs.xfs", "xfsprogs"}},
+		{"ext4, option refused", "ext4", "-b 65536", "", "65536", codes.InvalidArgument, []string{"-b 65536", "formatOptions", `invalid argument "65536"`}},
+		{"xfs, option refused", "xfs", "-m reflink=1", "", "reflink=1", codes.InvalidArgument, []string{"-m reflink=1", "formatOptions"}},
+		{"ext4, mkfs fails without options", "ext4", "", "", "-F", codes.Internal, []string{"mkfs.ext4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNode(t)
+			dev, _ := n.disk(volA, "vdb", 16, 64*mib)
+			n.tools.formats[dev] = ""
+			n.tools.missing = map[string]bool{tc.missing: true}
+			n.tools.rejects = tc.rejects
+			staging := n.path("staging")
+			_, err := n.srv.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{
+				VolumeId: volA, StagingTargetPath: staging, VolumeCapability: mountCap(tc.fsType, snw),
+				PublishContext: pubCtx(volA, 0), VolumeContext: map[string]string{params.ParamFormatOptions: tc.formatOptions}})
+			wantCode(t, err, tc.code)
+			for _, s := range tc.errHas {
+				if !strings.Contains(fmt.Sprint(err), s) {
+					t.Errorf("error %v does not name %s", err, s)
+				}
+			}
+			if got := n.mountsMade(); len(got) != 0 {
+				t.Errorf("mounted %v after a failed mkfs", got)
+			}
+		})
 	}
 }

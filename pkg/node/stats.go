@@ -19,6 +19,13 @@ import (
 // volume_id does not exist on specified volume_path"). A directory with
 // nothing mounted is NotFound too: statfs there would describe the node's
 // root disk, not the volume.
+//
+// A volume still published at the path whose device has gone (unplugged
+// under its mount) is not NotFound: it exists and is published there, it is
+// only inaccessible. Spec v1.13 removed the stats response's
+// VolumeCondition (field 2 is reserved) in favour of NodeGetVolumeHealth,
+// which reports such a volume INACCESSIBLE; stats, with no usage to give,
+// answer FailedPrecondition naming the condition, as for a corrupted mount.
 func (s *Service) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	usage, err := s.volumeUsage(ctx, req.GetVolumeId(), req.GetVolumePath())
 	if err != nil {
@@ -37,6 +44,9 @@ func (s *Service) volumeUsage(ctx context.Context, volID, path string) ([]*csi.V
 	}
 	_, rdev, err := s.findNow(ctx, volID, 0)
 	if err != nil {
+		if gone := s.deviceGone(volID, path, info, err); gone != nil {
+			return nil, gone
+		}
 		return nil, err
 	}
 	switch {
@@ -75,6 +85,40 @@ func (s *Service) volumeUsage(ctx context.Context, volID, path string) ([]*csi.V
 		}}, nil
 	}
 	return nil, failf(errNotFound, "%s is neither a mounted directory nor a block device", path)
+}
+
+// deviceGone tells a published volume whose device has gone from a volume
+// that is not there: the volume's device cannot be found (findErr) while
+// path is a mount of a block device (or a device node) that is no longer in
+// sysfs. It returns nil when that is not the case.
+func (s *Service) deviceGone(volID, path string, info device.Info, findErr error) error {
+	if !errors.Is(findErr, device.ErrNotFound) && !errors.Is(findErr, device.ErrIdentity) {
+		return nil
+	}
+	var major, minor uint32
+	switch {
+	case info.Block:
+		major, minor = unix.Major(info.Rdev), unix.Minor(info.Rdev)
+	case info.Dir:
+		mounts, err := s.mounts()
+		if err != nil {
+			return nil
+		}
+		m := mounts.at(path)
+		if m == nil {
+			return nil
+		}
+		major, minor = uint32(m.Major), uint32(m.Minor)
+	default:
+		return nil
+	}
+	// Major 0: a virtual filesystem (tmpfs, overlay), never a drive.
+	if major == 0 || s.liveDevice(major, minor) {
+		return nil
+	}
+	return failf(errPrecondition, "volume %s is published at %s but its device %d:%d is gone from this node "+
+		"(unplugged or detached under the mount): no usage to report; NodeGetVolumeHealth reports it INACCESSIBLE (%v)",
+		volID, path, major, minor, findErr)
 }
 
 // pathError: a missing path is NotFound; a corrupted mount (its device or

@@ -2,9 +2,12 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 )
 
@@ -25,8 +28,26 @@ func TestStatsOnlyForThisVolume(t *testing.T) {
 			n.mountFS(p, a, "ext4", false)
 			n.corrupt(p)
 		}, codes.FailedPrecondition},
+		// Published but its device unplugged: not NotFound (the volume is
+		// published there), FailedPrecondition naming the condition.
 		{"this volume's filesystem, device gone", func(n *fakeNode, p string, a, _ uint64) {
 			n.mountFS(p, a, "ext4", false)
+			n.unplug(volA, a)
+		}, codes.FailedPrecondition},
+		{"this volume's device node, device gone", func(n *fakeNode, p string, a, _ uint64) {
+			n.mountNode(p, n.devs[volA], a, false)
+			n.unplug(volA, a)
+		}, codes.FailedPrecondition},
+		{"nothing mounted, device gone", func(n *fakeNode, p string, a, _ uint64) {
+			n.mkdir(p)
+			n.unplug(volA, a)
+		}, codes.NotFound},
+		{"a virtual filesystem mounted, device gone", func(n *fakeNode, p string, a, _ uint64) {
+			n.mountFS(p, unix.Mkdev(0, 42), "tmpfs", false)
+			n.unplug(volA, a)
+		}, codes.NotFound},
+		{"another live volume's filesystem, this device gone", func(n *fakeNode, p string, a, b uint64) {
+			n.mountFS(p, b, "ext4", false)
 			n.unplug(volA, a)
 		}, codes.NotFound},
 	} {
@@ -39,6 +60,9 @@ func TestStatsOnlyForThisVolume(t *testing.T) {
 
 			resp, err := n.srv.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: volA, VolumePath: path})
 			wantCode(t, err, tc.code)
+			if tc.code == codes.FailedPrecondition && strings.Contains(tc.name, "device gone") && !strings.Contains(fmt.Sprint(err), "is gone") {
+				t.Errorf("error %v does not say the device is gone", err)
+			}
 			if err != nil {
 				return
 			}

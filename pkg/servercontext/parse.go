@@ -10,12 +10,13 @@ import (
 )
 
 // wireContext is the reply to "<\n\n>". Drives carry the full drive
-// definition; only its uuid is needed. Unknown fields are ignored.
+// definition; its uuid, name and meta are kept. Unknown fields are ignored.
 type wireContext struct {
 	UUID   string                     `json:"uuid"`
 	Name   string                     `json:"name"`
 	Meta   map[string]json.RawMessage `json:"meta"`
 	Drives []struct {
+		BootOrder  json.RawMessage `json:"boot_order"`
 		DevChannel string          `json:"dev_channel"`
 		Device     string          `json:"device"`
 		Drive      json.RawMessage `json:"drive"`
@@ -41,7 +42,19 @@ func parseContext(line []byte) (*Context, error) {
 		if err != nil {
 			return nil, fmt.Errorf("context drive %d (%s): %w", i, d.DevChannel, err)
 		}
-		sc.Drives = append(sc.Drives, Drive{DriveUUID: id, DevChannel: d.DevChannel, Device: d.Device})
+		drive := Drive{DriveUUID: id, DevChannel: d.DevChannel, Device: d.Device,
+			Boot: len(d.BootOrder) > 0 && string(d.BootOrder) != "null"}
+		var def struct {
+			Name string                     `json:"name"`
+			Meta map[string]json.RawMessage `json:"meta"`
+		}
+		if json.Unmarshal(d.Drive, &def) == nil {
+			drive.Defined, drive.Name, drive.Meta = true, def.Name, map[string]string{}
+			for k, raw := range def.Meta {
+				drive.Meta[k] = metaValue(raw)
+			}
+		}
+		sc.Drives = append(sc.Drives, drive)
 	}
 	return sc, nil
 }

@@ -41,6 +41,12 @@ type Drive struct {
 	DriveUUID  string
 	DevChannel string // "controller:unit"
 	Device     string // virtio or ide
+	Boot       bool   // boot_order is set: a drive the server boots from
+	// Defined: the context carried the drive's definition, so Name and
+	// Meta are its own; false when it gave only the drive's URI.
+	Defined bool
+	Name    string
+	Meta    map[string]string
 }
 
 // Port is the serial line: an open tty, or a pipe in tests.

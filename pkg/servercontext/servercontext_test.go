@@ -27,7 +27,8 @@ const (
 var contextJSON = fmt.Sprintf(`{"cpu": 2000, "mem": 2147483648, "name": "node-1", "uuid": %q, `+
 	`"meta": {"ssh_public_key": "ssh-ed25519 AAAA x", "k8s": 1}, "nics": [], `+
 	`"drives": [{"boot_order": 1, "dev_channel": "0:0", "device": "virtio", "drive": {"uuid": %q, "name": "boot", "size": 10737418240}}, `+
-	`{"boot_order": null, "dev_channel": "0:1", "device": "virtio", "drive": {"uuid": %q, "storage_type": "dssd"}}]}`,
+	`{"boot_order": null, "dev_channel": "0:1", "device": "virtio", "drive": {"uuid": %q, "storage_type": "dssd", `+
+	`"name": "pvc-1", "meta": {"csi_driver": "csi.cloudsigma.com", "n": 5}}}]}`,
 	serverUUID, driveA, driveB)
 
 // hypervisor answers requests on rw: reply(key, n) gives the bytes for the
@@ -130,7 +131,11 @@ func TestReadContextOverPipe(t *testing.T) {
 	if sc.Meta["ssh_public_key"] != "ssh-ed25519 AAAA x" || sc.Meta["k8s"] != "1" {
 		t.Errorf("meta = %v", sc.Meta)
 	}
-	want := []Drive{{driveA, "0:0", "virtio"}, {driveB, "0:1", "virtio"}}
+	want := []Drive{
+		{DriveUUID: driveA, DevChannel: "0:0", Device: "virtio", Boot: true, Defined: true, Name: "boot", Meta: map[string]string{}},
+		{DriveUUID: driveB, DevChannel: "0:1", Device: "virtio", Defined: true, Name: "pvc-1",
+			Meta: map[string]string{"csi_driver": "csi.cloudsigma.com", "n": "5"}},
+	}
 	if fmt.Sprint(sc.Drives) != fmt.Sprint(want) {
 		t.Errorf("drives = %v, want %v", sc.Drives, want)
 	}
@@ -199,6 +204,10 @@ func TestParseDriveAsResourceURI(t *testing.T) {
 	sc, err := parseContext([]byte(line))
 	if err != nil || len(sc.Drives) != 1 || sc.Drives[0].DriveUUID != driveA {
 		t.Fatalf("parseContext = %+v, %v", sc, err)
+	}
+	// Only a URI: what the drive is, the context does not say.
+	if d := sc.Drives[0]; d.Defined || d.Name != "" || d.Boot {
+		t.Errorf("drive given by URI = %+v, want no definition and not boot", d)
 	}
 }
 
