@@ -41,6 +41,22 @@ type faultSet struct {
 	mu     sync.Mutex
 	faults []*faultState
 	rnd    *rand.Rand
+	stats  FaultStats
+}
+
+// FaultStats counts what the injected faults did to calls, since the start.
+type FaultStats struct {
+	Failed  int // answered with an injected error or reset, the request not applied
+	Lost    int // applied, then the answer lost (After)
+	Delayed int // slowed down by an injected latency
+}
+
+// FaultStats reports what injected faults have done so far; ClearFaults
+// keeps the counts.
+func (s *Sim) FaultStats() FaultStats {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.stats
 }
 
 func (fs *faultSet) init() { fs.rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) }
@@ -84,6 +100,15 @@ func (fs *faultSet) pick(method, path string) (time.Duration, *Fault) {
 		}
 	}
 	fs.faults = kept
+	switch {
+	case fail != nil && fail.After:
+		fs.stats.Lost++
+	case fail != nil:
+		fs.stats.Failed++
+	}
+	if latency > 0 {
+		fs.stats.Delayed++
+	}
 	return latency, fail
 }
 

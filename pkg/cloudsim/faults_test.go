@@ -46,6 +46,10 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("After fault: drives %v", ds)
 	}
 
+	if got, want := e.sim.FaultStats(), (FaultStats{Failed: 4, Lost: 1, Delayed: 1}); got != want {
+		t.Fatalf("fault stats %+v, want %+v", got, want)
+	}
+
 	// Probabilistic, cleared.
 	e.sim.InjectFault(Fault{Status: 503, Rate: 1})
 	e.apiErr("GET", "/drives/", nil, http.StatusServiceUnavailable, "concurrency")

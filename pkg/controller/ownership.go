@@ -92,6 +92,16 @@ func recorded(d *cloudsigma.Drive, name string) bool {
 	return d.Meta[MetaDriver] == params.DriverName && d.Meta[MetaName] == name
 }
 
+// recordedHere: the drive's record for the volume named name was written
+// for this drive, not inherited. A clone fresh from the API carries its
+// source's meta and no tags, and the source may have stood for a volume of
+// the same name (deleted, then created again from its own snapshot). The
+// driver writes a drive's record together with its tags, at create or in
+// finishVolume's one update, so only a tagged drive's record is evidence.
+func recordedHere(d *cloudsigma.Drive, name string) bool {
+	return recorded(d, name) && len(d.Tags) > 0
+}
+
 // isOurs: the drive named name was created by this cluster, or is a clone
 // this driver started whose meta was not yet written (clone actions take no
 // meta, the copy keeps its source's; the name alone marks it until
@@ -122,12 +132,13 @@ func withMeta(d *cloudsigma.Drive, meta map[string]string) map[string]string {
 
 // compatible reports why an existing drive cannot stand for the request.
 func compatible(d *cloudsigma.Drive, name string, p volumeParams, src *csi.VolumeContentSource, r *csi.CapacityRange) error {
-	// The meta of a clone not yet recorded is its source's: no evidence.
-	if got, want := d.Meta[MetaSource], sourceKey(src); got != want && recorded(d, name) {
+	// The meta of a clone not yet recorded is its source's: no evidence,
+	// even when it names this volume.
+	if got, want := d.Meta[MetaSource], sourceKey(src); got != want && recordedHere(d, name) {
 		return fmt.Errorf("content source %q, requested %q", got, want)
 	}
 	// Drives recorded before the fingerprint existed carry none.
-	if got := d.Meta[MetaContext]; got != "" && got != p.contextKey() && recorded(d, name) {
+	if got := d.Meta[MetaContext]; got != "" && got != p.contextKey() && recordedHere(d, name) {
 		return fmt.Errorf("parameters that give another volume context (fsType, formatOptions or storageType)")
 	}
 	// A clone's storage type is the cloud's choice when the action ignores

@@ -6,6 +6,7 @@ package harness
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
@@ -45,6 +48,10 @@ type Options struct {
 	Hotplug string
 	// SweepEvery runs the controller's sweep of retired drives this often.
 	SweepEvery time.Duration
+	// SimMiddleware, when set, wraps the simulator's HTTP handler: a test
+	// observes every API call (and the simulator's state at that moment)
+	// before the simulator, faults included, sees it.
+	SimMiddleware func(*cloudsim.Sim, http.Handler) http.Handler
 }
 
 // DefaultDelays are small but non-zero, so every asynchronous path runs.
@@ -67,6 +74,7 @@ type Env struct {
 	t      testing.TB
 	opts   Options
 	cancel context.CancelFunc
+	kill   context.CancelFunc
 	done   chan error
 }
 
@@ -85,7 +93,11 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
 	}
-	hs := httptest.NewServer(s.Handler())
+	handler := s.Handler()
+	if opts.SimMiddleware != nil {
+		handler = opts.SimMiddleware(s, handler)
+	}
+	hs := httptest.NewServer(handler)
 	dir, err := os.MkdirTemp("", "csi-sock-")
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +136,10 @@ func (e *Env) NewClient() *cloudsigma.Client {
 // in-memory state, the same socket.
 func (e *Env) StartDriver() {
 	e.t.Helper()
-	opts := driver.Options{Endpoint: e.Endpoint}
+	// Killing the process-alike cuts its calls off; its run context ends
+	// with it, so the sweeper stops too.
+	dead, kill := context.WithCancel(context.Background())
+	opts := driver.Options{Endpoint: e.Endpoint, Interceptors: []grpc.UnaryServerInterceptor{killable(dead)}}
 	var sweeper *controller.Service
 	if !e.opts.NoController {
 		c, err := controller.New(controller.Config{
@@ -148,8 +163,8 @@ func (e *Env) StartDriver() {
 	if err != nil {
 		e.t.Fatalf("driver: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
+	ctx, cancel := context.WithCancel(dead)
+	e.cancel, e.kill, e.done = cancel, kill, make(chan error, 1)
 	if sweeper != nil && e.opts.SweepEvery > 0 {
 		go sweeper.RunSweeper(ctx, e.opts.SweepEvery, nil)
 	}
@@ -166,7 +181,8 @@ func (e *Env) StartDriver() {
 	e.t.Fatalf("driver socket %s does not accept connections", e.Socket)
 }
 
-// StopDriver stops the driver; StartDriver brings up a new one.
+// StopDriver stops the driver gracefully: calls in flight finish first.
+// StartDriver brings up a new one.
 func (e *Env) StopDriver() {
 	if e.cancel == nil {
 		return
@@ -175,7 +191,35 @@ func (e *Env) StopDriver() {
 	if err := <-e.done; err != nil {
 		e.t.Errorf("driver exited: %v", err)
 	}
-	e.cancel = nil
+	e.kill()
+	e.cancel, e.kill = nil, nil
+}
+
+// KillDriver stops the driver as a crash would: the contexts of the calls
+// in flight are cancelled and their answers lost (the callers see
+// Unavailable, as when the process dies and the connection drops), and
+// nothing of the driver's runs on. Requests it already sent to the API
+// take effect or not, as they would. StartDriver brings up a new one.
+func (e *Env) KillDriver() {
+	if e.kill != nil {
+		e.kill()
+	}
+	e.StopDriver()
+}
+
+// killable answers every call that was in flight when dead ended with
+// Unavailable, whatever the handler returned, and cancels its context.
+func killable(dead context.Context) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(dead, cancel)()
+		resp, err := handler(ctx, req)
+		if dead.Err() != nil {
+			return nil, status.Errorf(codes.Unavailable, "driver killed during %s: the answer is lost", info.FullMethod)
+		}
+		return resp, err
+	}
 }
 
 // Conn dials the driver's socket.
