@@ -53,6 +53,7 @@ test: tools check
 	@log=$${TEST_LOG:-/tmp/cloudsigma-csi-test.log}; \
 	go test -count=1 -v -timeout 40m ./... >"$$log" 2>&1; rc=$$?; \
 	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; grep -B2 -A30 -E -- '--- FAIL|^panic:|\[FAIL\]' "$$log" | head -400; fi; \
+	echo "=== chaos soak (tests/soak) ==="; grep -E -- '^soak: ' "$$log"; \
 	echo "=== summary ==="; grep -E -- '^(ok|FAIL|panic:)|--- (FAIL|SKIP)' "$$log"; \
 	echo "tests: $$(grep -cE -- '--- PASS' "$$log") passed, $$(grep -cE -- '--- FAIL' "$$log") failed, $$(grep -cE -- '--- SKIP' "$$log") skipped"; \
 	exit $$rc
