@@ -1,7 +1,9 @@
 package packaging
 
 import (
+	"encoding/base64"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -87,13 +89,21 @@ func TestHelmTemplateAllOptions(t *testing.T) {
 		t.Errorf("controller.replicas not applied")
 	}
 	cp, np := dep.Spec.Template.Spec, ds.Spec.Template.Spec
+	// The controller talks to the API; the node plugin only reports the
+	// location as its topology, derived as the controller derives it.
+	ctrl := containerByName(t, cp, "cloudsigma-csi-driver")
+	requireArgs(t, "controller", ctrl, "--api-url=http://127.0.0.1:8080/api/2.0/", "--allow-insecure-http")
+	if hasArgPrefix(ctrl, "--location") {
+		t.Errorf("apiUrl must replace --location: %v", ctrl.Args)
+	}
+	nodeDriver := containerByName(t, np, "cloudsigma-csi-driver")
+	requireArgs(t, "node", nodeDriver, "--location=local")
+	if hasArgPrefix(nodeDriver, "--api-url") || hasArg(nodeDriver, "--allow-insecure-http") {
+		t.Errorf("the node plugin needs no API: %v", nodeDriver.Args)
+	}
 	for _, p := range []podSpec{cp, np} {
 		d := containerByName(t, p, "cloudsigma-csi-driver")
-		requireArgs(t, "driver", d, "--api-url=http://127.0.0.1:8080/api/2.0/", "--allow-insecure-http",
-			"--metrics-address=:9900", "-v=5", "--virtio-units=4")
-		if hasArgPrefix(d, "--location") {
-			t.Errorf("apiUrl must replace --location: %v", d.Args)
-		}
+		requireArgs(t, "driver", d, "--metrics-address=:9900", "-v=5", "--virtio-units=4")
 		if d.Image != "registry.example.com/cloudsigma-csi-driver:v9.9.9" {
 			t.Errorf("driver image override ignored: %s", d.Image)
 		}
@@ -260,5 +270,55 @@ func TestHelmTemplateNoCredentialDigest(t *testing.T) {
 		if strings.Contains(line, "checksum/") || digest.MatchString(line) {
 			t.Errorf("rendered chart carries a digest: %s", strings.TrimSpace(line))
 		}
+	}
+}
+
+// Credentials set everywhere the chart takes them appear in the one Secret
+// it makes and nowhere else: not in a pod spec, not in an annotation, not in
+// NOTES.txt; the node plugin gets no API URL at all; and an apiUrl that
+// carries credentials is refused.
+func TestHelmNoSecretOutsideTheSecret(t *testing.T) {
+	const user, password, token = "ops@example.com", "Pa55-w0rd-in-chart", "t0ken-in-chart"
+	dir := filepath.Join(t.TempDir(), "cloudsigma-csi")
+	if err := os.CopyFS(dir, os.DirFS(chartDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.src"), readFile(t, filepath.Join(dir, "templates", "NOTES.txt")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get \"notes.src\") . | nindent 4 }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-notes.yaml"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	helm := tool(t, "helm")
+	set := "credentials.username=" + user + ",credentials.password=" + password + ",credentials.token=" + token +
+		",apiUrl=https://fra.cloudsigma.com/api/2.0/,metrics.serviceMonitor.enabled=true"
+	out := string(run(t, helm, "template", release, dir, "--namespace", "kube-system", "--set", set))
+	secrets := []string{password, token,
+		base64.StdEncoding.EncodeToString([]byte(password)), base64.StdEncoding.EncodeToString([]byte(token))}
+	found := false
+	for _, doc := range docSeparator.Split(out, -1) {
+		isSecret := regexp.MustCompile(`(?m)^kind: Secret$`).MatchString(doc)
+		for _, s := range secrets {
+			if strings.Contains(doc, s) {
+				if !isSecret {
+					t.Errorf("a credential is rendered outside the Secret:\n%s", doc)
+				}
+				found = true
+			}
+		}
+		if strings.Contains(doc, "--mode=node") && strings.Contains(doc, "--api-url") {
+			t.Errorf("the node plugin gets the API URL: it needs only the location")
+		}
+	}
+	if !found {
+		t.Error("the inline credentials are in no Secret either: the test rendered nothing useful")
+	}
+
+	bad := []string{"template", release, dir, "--namespace", "kube-system", "--set", "apiUrl=https://u:" + password + "@fra.cloudsigma.com/api/2.0/"}
+	cmd := exec.Command(helm, bad...)
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "apiUrl must not carry credentials") {
+		t.Errorf("an apiUrl with credentials: %v\n%s", err, msg)
 	}
 }

@@ -60,8 +60,30 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{/*
+The topology value the controller derives (cmd/cloudsigma-csi-driver
+topologyLocation): location, unless apiUrl is set; then the first label of a
+*.cloudsigma.com host, else "local". The node plugin gets only this: it does
+not use the API, so it gets no URL and no credentials.
+*/}}
+{{- define "cloudsigma-csi.topologyLocation" -}}
+{{- if not .Values.apiUrl -}}
+{{- required "set location (e.g. zrh) or apiUrl" .Values.location -}}
+{{- else -}}
+{{- $host := (urlParse .Values.apiUrl).host | splitList ":" | first -}}
+{{- if hasSuffix ".cloudsigma.com" $host -}}
+{{- $host | splitList "." | first -}}
+{{- else -}}
+local
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Fails rendering on contradictory credential settings. */}}
 {{- define "cloudsigma-csi.validate" -}}
+{{- if and .Values.apiUrl (urlParse .Values.apiUrl).userinfo -}}
+{{- fail "apiUrl must not carry credentials (user:password@): a URL shows in pod specs and helm output; put them in credentials.existingSecret" -}}
+{{- end -}}
 {{- with .Values.credentials -}}
 {{- if and (or .username .token) .existingSecret -}}
 {{- fail "credentials: set either existingSecret or inline username/password (or token), not both" -}}
