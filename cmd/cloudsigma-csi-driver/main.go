@@ -36,6 +36,9 @@ type config struct {
 	channels                    virtio.Channels
 	metricsAddress              string
 	sweepInterval               time.Duration
+	outOfServiceTaint           bool
+	outOfServiceAfter           time.Duration
+	kubeconfig                  string
 	showVersion                 bool
 }
 
@@ -84,6 +87,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.channels.Units, "virtio-units", virtio.DefaultChannels.Units, "units per virtio controller (the API documents 0..5)")
 	fs.StringVar(&cfg.metricsAddress, "metrics-address", "", "address for Prometheus /metrics, /healthz and /readyz, e.g. :9809 (default: off)")
 	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
+	fs.BoolVar(&cfg.outOfServiceTaint, "out-of-service-taint", false, "controller: taint a node NotReady for --out-of-service-after whose CloudSigma server is stopped with node.kubernetes.io/out-of-service=nodeshutdown:NoExecute (Kubernetes then moves its pods and volumes), and remove that taint when the node is Ready and its server running; needs RBAC on nodes and csinodes")
+	fs.DurationVar(&cfg.outOfServiceAfter, "out-of-service-after", 5*time.Minute, "how long a node must be NotReady before --out-of-service-taint looks at its server")
+	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for --out-of-service-taint outside a cluster (default: the pod's service account)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	fs.Usage = func() {
@@ -105,7 +111,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 }
 
 // validate checks what the flags cannot: the mode, the virtio channels and
-// the attach limit they allow.
+// the attach limit they allow, and the out-of-service flags.
 func (cfg config) validate() error {
 	if cfg.mode != "controller" && cfg.mode != "node" && cfg.mode != "all" {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
@@ -122,7 +128,7 @@ func (cfg config) validate() error {
 	if cfg.maxVolumes > cfg.channels.MaxVolumes() {
 		return fmt.Errorf("--max-volumes-per-node %d exceeds the %d volumes the virtio channels can attach", cfg.maxVolumes, cfg.channels.MaxVolumes())
 	}
-	return nil
+	return cfg.validateOutOfService()
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -131,6 +137,10 @@ func run(ctx context.Context, cfg config) error {
 	}
 	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
 	location, err := topologyLocation(cfg)
+	if err != nil {
+		return err
+	}
+	kube, err := outOfServiceKube(cfg) // nil when off
 	if err != nil {
 		return err
 	}
@@ -155,6 +165,11 @@ func run(ctx context.Context, cfg config) error {
 		}
 		reach = driver.NewReachability(checkAPI(client, cfg.credentialsDir), 30*time.Second, m.SetAPIUp)
 		go reach.Run(ctx)
+		if kube != nil {
+			if err := startOutOfService(ctx, kube, client, cfg.outOfServiceAfter); err != nil {
+				return err
+			}
+		}
 	}
 	if nodeMode {
 		if opts.Node, err = newNode(ctx, cfg, location); err != nil {
