@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	storagev1client "k8s.io/client-go/kubernetes/typed/storage/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -32,7 +33,7 @@ func (cfg config) validateOutOfService() error {
 // reconciler, nil when --out-of-service-taint is off: from --kubeconfig, else
 // the pod's service account. It is built before anything starts, so a
 // driver without API access fails at once rather than serve without it.
-func outOfServiceKube(cfg config) (kubernetes.Interface, error) {
+func outOfServiceKube(cfg config) (outofservice.Kube, error) {
 	if !cfg.outOfServiceTaint {
 		return nil, nil
 	}
@@ -47,11 +48,33 @@ func outOfServiceKube(cfg config) (kubernetes.Interface, error) {
 	}
 	rc.UserAgent = "cloudsigma-csi-driver/" + driver.Version()
 	rc.Timeout = 30 * time.Second // one request; the reconciler retries next pass
-	return kubernetes.NewForConfig(rc)
+	return newKubeClients(rc)
+}
+
+// kubeClients are the two typed clients the reconciler uses, built alone:
+// kubernetes.NewForConfig would link every API group's client (tens of MB).
+type kubeClients struct {
+	core    corev1client.CoreV1Interface
+	storage storagev1client.StorageV1Interface
+}
+
+func (k kubeClients) CoreV1() corev1client.CoreV1Interface          { return k.core }
+func (k kubeClients) StorageV1() storagev1client.StorageV1Interface { return k.storage }
+
+func newKubeClients(rc *rest.Config) (outofservice.Kube, error) {
+	core, err := corev1client.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	storage, err := storagev1client.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return kubeClients{core: core, storage: storage}, nil
 }
 
 // startOutOfService runs the reconciler until ctx ends.
-func startOutOfService(ctx context.Context, kube kubernetes.Interface, cloud outofservice.Cloud, after time.Duration) error {
+func startOutOfService(ctx context.Context, kube outofservice.Kube, cloud outofservice.Cloud, after time.Duration) error {
 	r, err := outofservice.New(outofservice.Config{Kube: kube, Cloud: cloud, After: after})
 	if err != nil {
 		return err

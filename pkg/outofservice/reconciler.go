@@ -27,7 +27,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	storagev1client "k8s.io/client-go/kubernetes/typed/storage/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -54,9 +55,18 @@ type Cloud interface {
 	GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error)
 }
 
+// Kube is the part of kubernetes.Interface the reconciler uses: a
+// *kubernetes.Clientset and the fake clientset satisfy it, and so does a
+// pair of the two typed clients alone, which is what the command builds (the
+// whole clientset would link every API group's client into the driver).
+type Kube interface {
+	CoreV1() corev1client.CoreV1Interface
+	StorageV1() storagev1client.StorageV1Interface
+}
+
 // Config configures a Reconciler.
 type Config struct {
-	Kube  kubernetes.Interface
+	Kube  Kube
 	Cloud Cloud
 	// After is how long a node must have been NotReady (its Ready condition
 	// False or Unknown) before it may be tainted.
