@@ -36,6 +36,8 @@ func TestBuiltCommand(t *testing.T) {
 		{[]string{"--mode=controller", "--api-url=https://u:hunter2@zrh.cloudsigma.com/api/2.0/"}, 1, "", "--credentials-dir"},
 		{[]string{"--mode=controller", "--location=zrh"}, 1, "", "CLOUDSIGMA_USERNAME"},
 		{[]string{"--mode=controller", "--location=zrh", "--endpoint=tcp://0.0.0.0:10000"}, 1, "", "loopback"},
+		{[]string{"--mode=node", "--location=zrh", "--out-of-service-taint"}, 1, "", "--mode=controller"},
+		{[]string{"--mode=controller", "--location=zrh", "--out-of-service-taint"}, 1, "", "--kubeconfig"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"} // no CLOUDSIGMA_* from the caller

@@ -30,6 +30,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		byIDDir: "/dev/disk/by-id", sysDir: "/sys", contextDev: "/dev/ttyS1",
 		channels: virtio.DefaultChannels, sweepInterval: 10 * time.Minute,
 		maxResponseBytes: cloudsigma.DefaultMaxResponseBytes, maxListItems: cloudsigma.DefaultMaxListItems,
+		outOfServiceAfter: 5 * time.Minute,
 	}
 	if got := parse(t); got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
@@ -43,15 +44,19 @@ func TestParseFlags(t *testing.T) {
 		"--by-id-dir=/b", "--sys-dir=/s", "--server-context-device=/dev/ttyS9",
 		"--max-volumes-per-node=7", "--virtio-controllers=2", "--virtio-units=4",
 		"--metrics-address=:9809", "--retired-sweep-interval=1m",
-		"--api-max-response-bytes=1048576", "--api-max-list-items=50", "--version", "-v=0")
+		"--api-max-response-bytes=1048576", "--api-max-list-items=50",
+		"--out-of-service-taint", "--out-of-service-after=90s", "--kubeconfig=/etc/kube/config",
+		"--version", "-v=0")
 	want := config{
 		endpoint: "tcp://127.0.0.1:10000", mode: "controller",
 		apiURL: "https://zrh.cloudsigma.com/api/2.0/", location: "zrh", allowInsecureHTTP: true,
 		credentialsDir: "/etc/cloudsigma/credentials", nodeID: "n1", clusterID: "c1",
 		byIDDir: "/b", sysDir: "/s", contextDev: "/dev/ttyS9",
 		maxVolumes: 7, channels: virtio.Channels{Controllers: 2, Units: 4},
-		metricsAddress: ":9809", sweepInterval: time.Minute, showVersion: true,
+		metricsAddress: ":9809", sweepInterval: time.Minute,
 		maxResponseBytes: 1 << 20, maxListItems: 50,
+		outOfServiceTaint: true, outOfServiceAfter: 90 * time.Second, kubeconfig: "/etc/kube/config",
+		showVersion: true,
 	}
 	if got != want {
 		t.Errorf("parsed %+v, want %+v", got, want)
@@ -66,6 +71,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--no-such-flag"}, "no-such-flag"},
 		{"not a number", []string{"--max-volumes-per-node=many"}, "max-volumes-per-node"},
+		{"not a duration", []string{"--out-of-service-after=5"}, "out-of-service-after"},
 		// A bool flag's value given as a separate word would end the flags
 		// there and drop the rest.
 		{"stray argument", []string{"--allow-insecure-http", "false", "--mode=node"}, `"false"`},
@@ -101,6 +107,9 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 		{"max volumes beyond fewer channels", []string{"--virtio-controllers=1", "--virtio-units=4", "--max-volumes-per-node=4"}, "--max-volumes-per-node"},
 		{"max volumes negative", []string{"--max-volumes-per-node=-1"}, "--max-volumes-per-node"},
 		{"no virtio units", []string{"--virtio-units=0"}, "unit"},
+		{"out-of-service grace negative", []string{"--out-of-service-taint", "--out-of-service-after=-1m"}, "--out-of-service-after"},
+		{"out-of-service in node mode", []string{"--mode=node", "--out-of-service-taint"}, "--mode=controller"},
+		{"kubeconfig without out-of-service", []string{"--kubeconfig=/etc/kube/config"}, "--out-of-service-taint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			endpoint := filepath.Join(t.TempDir(), "csi.sock")
@@ -118,6 +127,9 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 		nil,
 		{"--mode=node", "--max-volumes-per-node=17"},
 		{"--virtio-controllers=1", "--virtio-units=4", "--max-volumes-per-node=3"},
+		{"--mode=controller", "--out-of-service-taint"},
+		{"--out-of-service-taint", "--out-of-service-after=0", "--kubeconfig=/etc/kube/config"},
+		{"--mode=node", "--out-of-service-after=1m"}, // unused, harmless
 	} {
 		if err := parse(t, args...).validate(); err != nil {
 			t.Errorf("validate %q: %v", args, err)

@@ -38,6 +38,9 @@ type config struct {
 	sweepInterval               time.Duration
 	maxResponseBytes            int64
 	maxListItems                int
+	outOfServiceTaint           bool
+	outOfServiceAfter           time.Duration
+	kubeconfig                  string
 	showVersion                 bool
 }
 
@@ -88,6 +91,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&cfg.sweepInterval, "retired-sweep-interval", 10*time.Minute, "how often the controller deletes retired drives (of deleted volumes) whose last snapshot is gone; 0 turns the sweep off")
 	fs.Int64Var(&cfg.maxResponseBytes, "api-max-response-bytes", cloudsigma.DefaultMaxResponseBytes, "largest CloudSigma API answer read into memory; a larger one is an error (ResourceExhausted)")
 	fs.IntVar(&cfg.maxListItems, "api-max-list-items", cloudsigma.DefaultMaxListItems, "most objects one listing may follow page by page; more is an error (ResourceExhausted)")
+	fs.BoolVar(&cfg.outOfServiceTaint, "out-of-service-taint", false, "controller: taint a node NotReady for --out-of-service-after whose CloudSigma server is stopped with node.kubernetes.io/out-of-service=nodeshutdown:NoExecute (Kubernetes then moves its pods and volumes), and remove that taint when the node is Ready and its server running; needs RBAC on nodes and csinodes")
+	fs.DurationVar(&cfg.outOfServiceAfter, "out-of-service-after", 5*time.Minute, "how long a node must be NotReady before --out-of-service-taint looks at its server")
+	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for --out-of-service-taint outside a cluster (default: the pod's service account)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	fs.Usage = func() {
@@ -109,7 +115,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 }
 
 // validate checks what the flags cannot: the mode, the virtio channels and
-// the attach limit they allow.
+// the attach limit they allow, and the out-of-service flags.
 func (cfg config) validate() error {
 	if cfg.mode != "controller" && cfg.mode != "node" && cfg.mode != "all" {
 		return fmt.Errorf("--mode must be controller, node or all, not %q", cfg.mode)
@@ -126,7 +132,7 @@ func (cfg config) validate() error {
 	if cfg.maxVolumes > cfg.channels.MaxVolumes() {
 		return fmt.Errorf("--max-volumes-per-node %d exceeds the %d volumes the virtio channels can attach", cfg.maxVolumes, cfg.channels.MaxVolumes())
 	}
-	return nil
+	return cfg.validateOutOfService()
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -135,6 +141,10 @@ func run(ctx context.Context, cfg config) error {
 	}
 	controllerMode, nodeMode := cfg.mode == "controller" || cfg.mode == "all", cfg.mode == "node" || cfg.mode == "all"
 	location, err := topologyLocation(cfg)
+	if err != nil {
+		return err
+	}
+	kube, err := outOfServiceKube(cfg) // nil when off
 	if err != nil {
 		return err
 	}
@@ -159,6 +169,11 @@ func run(ctx context.Context, cfg config) error {
 		}
 		reach = driver.NewReachability(checkAPI(client, cfg.credentialsDir), 30*time.Second, m.SetAPIUp)
 		go reach.Run(ctx)
+		if kube != nil {
+			if err := startOutOfService(ctx, kube, client, cfg.outOfServiceAfter); err != nil {
+				return err
+			}
+		}
 	}
 	if nodeMode {
 		if opts.Node, err = newNode(ctx, cfg, location); err != nil {

@@ -116,7 +116,8 @@ func TestHelmTemplateAllOptions(t *testing.T) {
 			t.Errorf("driver lacks the metrics port 9900: %+v", d.Ports)
 		}
 	}
-	requireArgs(t, "controller", containerByName(t, cp, "cloudsigma-csi-driver"), "--cluster-id=prod-eu")
+	requireArgs(t, "controller", containerByName(t, cp, "cloudsigma-csi-driver"), "--cluster-id=prod-eu",
+		"--out-of-service-taint", "--out-of-service-after=10m")
 	requireArgs(t, "node", containerByName(t, np, "cloudsigma-csi-driver"), "--max-volumes-per-node=12")
 	requireArgs(t, "sidecars", containerByName(t, cp, "csi-provisioner"), "--v=5")
 	if cp.NodeSelector["node-role.kubernetes.io/control-plane"] != "" || len(cp.Tolerations) != 1 {
@@ -206,6 +207,8 @@ func TestHelmTemplateRejectsBadValues(t *testing.T) {
 		{"locaton=fra", "additional properties 'locaton' not allowed"},
 		{"images.attacher.tag=latest", "/images/attacher/tag"},
 		{"storageClasses[0].name=x,storageClasses[0].parameters.csi\\.storage\\.k8s\\.io/fstype=btrfs", "fstype"},
+		{"controller.outOfServiceTaint.after=5", "/controller/outOfServiceTaint/after"},
+		{"controller.outOfServiceTaint.enable=true", "additional properties 'enable' not allowed"},
 	} {
 		_, stderr, err := tryRun(helm, "template", release, chartDir(t), "--set", c.set)
 		if err == nil || !strings.Contains(stderr, c.msg) {
@@ -235,8 +238,9 @@ func TestHelmNotesRender(t *testing.T) {
 	}{
 		{"", []string{"create secret generic cloudsigma-credentials", "Expansion is offline",
 			"StorageClass cloudsigma-dssd (default): storageType=dssd", "https://zrh.cloudsigma.com/api/2.0/", "VolumeSnapshotClass cloudsigma-snapshots"}},
-		{"credentials.username=u,credentials.password=p,apiUrl=https://api.example.com/api/2.0/,metrics.serviceMonitor.enabled=true",
-			[]string{"Secret cloudsigma-csi-credentials", "https://api.example.com/api/2.0/", "ServiceMonitor cloudsigma-csi"}},
+		{"credentials.username=u,credentials.password=p,apiUrl=https://api.example.com/api/2.0/,metrics.serviceMonitor.enabled=true,controller.outOfServiceTaint.enabled=true",
+			[]string{"Secret cloudsigma-csi-credentials", "https://api.example.com/api/2.0/", "ServiceMonitor cloudsigma-csi",
+				"Out-of-service taint: on. A node NotReady for 5m"}},
 	} {
 		args := []string{"template", release, dir, "--namespace", "kube-system", "--show-only", "templates/zz-notes.yaml"}
 		if c.set != "" {
@@ -254,6 +258,9 @@ func TestHelmNotesRender(t *testing.T) {
 		}
 		if c.set != "" && strings.Contains(notes, "create secret generic") {
 			t.Errorf("NOTES ask to create a Secret the chart created:\n%s", notes)
+		}
+		if c.set == "" && strings.Contains(notes, "Out-of-service") {
+			t.Errorf("NOTES mention the out-of-service taint, which is off:\n%s", notes)
 		}
 	}
 }
