@@ -356,10 +356,18 @@ func checkRBAC(t *testing.T, b bundle, e expect) {
 		{"provisioner", "storage.k8s.io", "csinodes", "get"},
 		{"attacher", "storage.k8s.io", "volumeattachments/status", "patch"},
 		{"resizer", "", "persistentvolumeclaims/status", "patch"},
-		{"snapshotter", "snapshot.storage.k8s.io", "volumesnapshotcontents", "create"},
+		{"snapshotter", "snapshot.storage.k8s.io", "volumesnapshotcontents/status", "update"},
 	} {
 		if !grants(clusterRoles, need.group, need.resource, need.verb) {
 			t.Errorf("controller ServiceAccount cannot %s %s: the %s would fail", need.verb, need.resource, need.sidecar)
+		}
+	}
+	// The snapshot-controller creates and deletes VolumeSnapshotContents; the
+	// csi-snapshotter sidecar only updates them (upstream dropped create and
+	// delete from its rules in 2022).
+	for _, verb := range []string{"create", "delete"} {
+		if grants(clusterRoles, "snapshot.storage.k8s.io", "volumesnapshotcontents", verb) {
+			t.Errorf("controller ServiceAccount may %s volumesnapshotcontents: that is the snapshot-controller's job", verb)
 		}
 	}
 	for _, verb := range []string{"get", "create", "update"} {
