@@ -164,6 +164,28 @@ type rbacBinding struct {
 	} `json:"roleRef"`
 }
 
+type networkPolicyPort struct {
+	Protocol string `json:"protocol"`
+	Port     any    `json:"port"`
+}
+
+type networkPolicy struct {
+	Spec struct {
+		PodSelector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"podSelector"`
+		PolicyTypes []string `json:"policyTypes"`
+		Ingress     []struct {
+			From  []map[string]any    `json:"from"`
+			Ports []networkPolicyPort `json:"ports"`
+		} `json:"ingress"`
+		Egress []struct {
+			To    []map[string]any    `json:"to"`
+			Ports []networkPolicyPort `json:"ports"`
+		} `json:"egress"`
+	} `json:"spec"`
+}
+
 type secret struct {
 	StringData map[string]string `json:"stringData"`
 	Data       map[string]string `json:"data"`
