@@ -259,26 +259,7 @@ func checkNode(t *testing.T, b bundle, e expect) {
 	if s := driver.SecurityContext; s == nil || s.Privileged == nil || !*s.Privileged {
 		t.Errorf("%s: the node driver must be privileged", where)
 	}
-	hostPaths := map[string]string{ // mount path in the driver -> host path
-		e.kubeletDir:    e.kubeletDir,
-		"/dev":          "/dev",
-		"/sys":          "/sys",
-		"/run/udev":     "/run/udev",
-		e.contextDevice: e.contextDevice,
-		"/csi":          e.kubeletDir + "/plugins/" + driverName,
-	}
-	for mountPath, hostPath := range hostPaths {
-		v, propagation := mountSource(t, p, driver, mountPath)
-		if v.HostPath == nil || v.HostPath.Path != hostPath {
-			t.Errorf("%s: %s must be the host path %s, got %+v", where, mountPath, hostPath, v.HostPath)
-		}
-		if mountPath == e.kubeletDir && propagation != "Bidirectional" {
-			t.Errorf("%s: the kubelet dir needs mountPropagation Bidirectional, got %q", where, propagation)
-		}
-		if mountPath == e.contextDevice && v.HostPath != nil && v.HostPath.Type != "CharDevice" {
-			t.Errorf("%s: the server context must be a CharDevice hostPath, got %q", where, v.HostPath.Type)
-		}
-	}
+	checkNodeMounts(t, where, p, driver, e)
 
 	reg := containerByName(t, p, "node-driver-registrar")
 	requireArgs(t, where, reg, "--csi-address=/csi/csi.sock",
@@ -286,9 +267,99 @@ func checkNode(t *testing.T, b bundle, e expect) {
 	if v, _ := mountSource(t, p, reg, "/registration"); v.HostPath == nil || v.HostPath.Path != e.kubeletDir+"/plugins_registry" {
 		t.Errorf("%s: /registration must be %s/plugins_registry", where, e.kubeletDir)
 	}
+	checkNodeSecurity(t, where, p)
+}
+
+// driverMount is one mount the node driver must have, exactly as given.
+type driverMount struct {
+	hostPath, propagation string
+	readOnly              bool
+}
+
+// checkNodeMounts: the node driver mounts exactly these host paths. Of the
+// kubelet's directory only the two trees it mounts in (publish targets under
+// pods, staging and raw block under plugins/kubernetes.io/csi), both
+// Bidirectional; udev's database read-only; /dev and /sys writable
+// (mount points the runtime creates in /dev; udevadm trigger writes
+// /sys/.../uevent); the server context reached through /dev, with no mount
+// of its own.
+func checkNodeMounts(t *testing.T, where string, p podSpec, driver container, e expect) {
+	t.Helper()
+	want := map[string]driverMount{ // mount path in the driver -> what it must be
+		"/csi":                 {hostPath: e.kubeletDir + "/plugins/" + driverName},
+		e.kubeletDir + "/pods": {hostPath: e.kubeletDir + "/pods", propagation: "Bidirectional"},
+		e.kubeletDir + "/plugins/kubernetes.io/csi": {hostPath: e.kubeletDir + "/plugins/kubernetes.io/csi", propagation: "Bidirectional"},
+		"/dev":      {hostPath: "/dev"},
+		"/sys":      {hostPath: "/sys"},
+		"/run/udev": {hostPath: "/run/udev", readOnly: true},
+	}
+	if !strings.HasPrefix(e.contextDevice, "/dev/") {
+		t.Fatalf("the server context %s is not under /dev", e.contextDevice)
+	}
+	for _, m := range driver.VolumeMounts {
+		w, ok := want[m.MountPath]
+		if !ok {
+			t.Errorf("%s: the node driver mounts %s (volume %s), which it does not need", where, m.MountPath, m.Name)
+			continue
+		}
+		delete(want, m.MountPath)
+		v, _ := volumeByName(p, m.Name)
+		got := driverMount{propagation: m.MountPropagation, readOnly: m.ReadOnly}
+		if v.HostPath != nil {
+			got.hostPath = v.HostPath.Path
+		}
+		if got != w {
+			t.Errorf("%s: node driver mount %s is %+v, want %+v", where, m.MountPath, got, w)
+		}
+	}
+	for path := range want {
+		t.Errorf("%s: the node driver does not mount %s", where, path)
+	}
+	// No volume of the pod exposes the kubelet's whole directory or the
+	// server context device by itself.
+	for _, v := range p.Volumes {
+		if v.HostPath != nil && (v.HostPath.Path == e.kubeletDir || v.HostPath.Path == e.contextDevice) {
+			t.Errorf("%s: volume %s is the host path %s", where, v.Name, v.HostPath.Path)
+		}
+	}
+}
+
+// checkNodeSecurity: a RuntimeDefault seccomp profile for the pod; every
+// container but the driver unprivileged, with no capability, RuntimeDefault
+// seccomp, a read-only root filesystem and no privilege escalation. They
+// run as root (their images have no USER; the sockets they write are
+// root's), so runAsNonRoot is not set; it must not be set false either.
+func checkNodeSecurity(t *testing.T, where string, p podSpec) {
+	t.Helper()
+	if sc := p.SecurityContext; sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != "RuntimeDefault" {
+		t.Errorf("%s: the node pod lacks seccompProfile RuntimeDefault", where)
+	}
 	for _, c := range p.Containers {
-		if c.Name != "cloudsigma-csi-driver" && c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+		if c.Name == "cloudsigma-csi-driver" {
+			continue
+		}
+		s := c.SecurityContext
+		if s == nil {
+			t.Errorf("%s: container %s has no securityContext", where, c.Name)
+			continue
+		}
+		if s.Privileged != nil && *s.Privileged {
 			t.Errorf("%s: only the driver container may be privileged, not %s", where, c.Name)
+		}
+		if s.AllowPrivilegeEscalation == nil || *s.AllowPrivilegeEscalation {
+			t.Errorf("%s: container %s must set allowPrivilegeEscalation: false", where, c.Name)
+		}
+		if s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem {
+			t.Errorf("%s: container %s must have a read-only root filesystem", where, c.Name)
+		}
+		if s.Capabilities == nil || !slices.Equal(s.Capabilities.Drop, []string{"ALL"}) || len(s.Capabilities.Add) != 0 {
+			t.Errorf("%s: container %s must drop ALL capabilities and add none, got %+v", where, c.Name, s.Capabilities)
+		}
+		if s.SeccompProfile == nil || s.SeccompProfile.Type != "RuntimeDefault" {
+			t.Errorf("%s: container %s lacks seccompProfile RuntimeDefault", where, c.Name)
+		}
+		if s.RunAsNonRoot != nil && !*s.RunAsNonRoot {
+			t.Errorf("%s: container %s sets runAsNonRoot: false", where, c.Name)
 		}
 	}
 }
@@ -356,10 +427,18 @@ func checkRBAC(t *testing.T, b bundle, e expect) {
 		{"provisioner", "storage.k8s.io", "csinodes", "get"},
 		{"attacher", "storage.k8s.io", "volumeattachments/status", "patch"},
 		{"resizer", "", "persistentvolumeclaims/status", "patch"},
-		{"snapshotter", "snapshot.storage.k8s.io", "volumesnapshotcontents", "create"},
+		{"snapshotter", "snapshot.storage.k8s.io", "volumesnapshotcontents/status", "update"},
 	} {
 		if !grants(clusterRoles, need.group, need.resource, need.verb) {
 			t.Errorf("controller ServiceAccount cannot %s %s: the %s would fail", need.verb, need.resource, need.sidecar)
+		}
+	}
+	// The snapshot-controller creates and deletes VolumeSnapshotContents; the
+	// csi-snapshotter sidecar only updates them (upstream dropped create and
+	// delete from its rules in 2022).
+	for _, verb := range []string{"create", "delete"} {
+		if grants(clusterRoles, "snapshot.storage.k8s.io", "volumesnapshotcontents", verb) {
+			t.Errorf("controller ServiceAccount may %s volumesnapshotcontents: that is the snapshot-controller's job", verb)
 		}
 	}
 	for _, verb := range []string{"get", "create", "update"} {

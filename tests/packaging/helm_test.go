@@ -103,7 +103,7 @@ func TestHelmTemplateAllOptions(t *testing.T) {
 	}
 	for _, p := range []podSpec{cp, np} {
 		d := containerByName(t, p, "cloudsigma-csi-driver")
-		requireArgs(t, "driver", d, "--metrics-address=:9900", "-v=5", "--virtio-units=4")
+		requireArgs(t, "driver", d, "--metrics-address=0.0.0.0:9900", "-v=5", "--virtio-units=4")
 		if d.Image != "registry.example.com/cloudsigma-csi-driver:v9.9.9" {
 			t.Errorf("driver image override ignored: %s", d.Image)
 		}

@@ -48,8 +48,9 @@ type podSpec struct {
 	NodeSelector                 map[string]string `json:"nodeSelector"`
 	HostNetwork                  bool              `json:"hostNetwork"`
 	SecurityContext              *struct {
-		RunAsNonRoot *bool  `json:"runAsNonRoot"`
-		RunAsUser    *int64 `json:"runAsUser"`
+		RunAsNonRoot   *bool           `json:"runAsNonRoot"`
+		RunAsUser      *int64          `json:"runAsUser"`
+		SeccompProfile *seccompProfile `json:"seccompProfile"`
 	} `json:"securityContext"`
 	Tolerations []struct {
 		Key      string `json:"key"`
@@ -76,10 +77,21 @@ type container struct {
 		ContainerPort int    `json:"containerPort"`
 	} `json:"ports"`
 	SecurityContext *struct {
-		Privileged               *bool `json:"privileged"`
-		AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
-		ReadOnlyRootFilesystem   *bool `json:"readOnlyRootFilesystem"`
+		Privileged               *bool  `json:"privileged"`
+		AllowPrivilegeEscalation *bool  `json:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   *bool  `json:"readOnlyRootFilesystem"`
+		RunAsNonRoot             *bool  `json:"runAsNonRoot"`
+		RunAsUser                *int64 `json:"runAsUser"`
+		Capabilities             *struct {
+			Add  []string `json:"add"`
+			Drop []string `json:"drop"`
+		} `json:"capabilities"`
+		SeccompProfile *seccompProfile `json:"seccompProfile"`
 	} `json:"securityContext"`
+	Env []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"env"`
 	LivenessProbe *struct {
 		HTTPGet *struct {
 			Path string `json:"path"`
@@ -90,6 +102,10 @@ type container struct {
 		Requests map[string]string `json:"requests"`
 		Limits   map[string]string `json:"limits"`
 	} `json:"resources"`
+}
+
+type seccompProfile struct {
+	Type string `json:"type"`
 }
 
 type volume struct {
@@ -146,6 +162,28 @@ type rbacBinding struct {
 		Kind string `json:"kind"`
 		Name string `json:"name"`
 	} `json:"roleRef"`
+}
+
+type networkPolicyPort struct {
+	Protocol string `json:"protocol"`
+	Port     any    `json:"port"`
+}
+
+type networkPolicy struct {
+	Spec struct {
+		PodSelector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"podSelector"`
+		PolicyTypes []string `json:"policyTypes"`
+		Ingress     []struct {
+			From  []map[string]any    `json:"from"`
+			Ports []networkPolicyPort `json:"ports"`
+		} `json:"ingress"`
+		Egress []struct {
+			To    []map[string]any    `json:"to"`
+			Ports []networkPolicyPort `json:"ports"`
+		} `json:"egress"`
+	} `json:"spec"`
 }
 
 type secret struct {

@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -146,6 +147,25 @@ func TestPlainMatchesChart(t *testing.T) {
 			if !slices.Equal(norm(pc.Args), norm(cc.Args)) {
 				t.Errorf("%s/%s args differ:\nplain: %v\nchart: %v", kind, pc.Name, pc.Args, cc.Args)
 			}
+			// Mounts (path, read-only, propagation) and security settings too.
+			if pm, cm := asJSON(t, pc.VolumeMounts), asJSON(t, cc.VolumeMounts); pm != cm {
+				t.Errorf("%s/%s volumeMounts differ:\nplain: %s\nchart: %s", kind, pc.Name, pm, cm)
+			}
+			if ps, cs := asJSON(t, pc.SecurityContext), asJSON(t, cc.SecurityContext); ps != cs {
+				t.Errorf("%s/%s securityContext differs:\nplain: %s\nchart: %s", kind, pc.Name, ps, cs)
+			}
+		}
+		if ps, cs := asJSON(t, pw.Spec.Template.Spec.SecurityContext), asJSON(t, cw.Spec.Template.Spec.SecurityContext); ps != cs {
+			t.Errorf("%s pod securityContext differs:\nplain: %s\nchart: %s", kind, ps, cs)
 		}
 	}
+}
+
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -79,7 +79,7 @@ local
 {{- end -}}
 {{- end -}}
 
-{{/* Fails rendering on contradictory credential settings. */}}
+{{/* Fails rendering on contradictory settings. */}}
 {{- define "cloudsigma-csi.validate" -}}
 {{- if and .Values.apiUrl (urlParse .Values.apiUrl).userinfo -}}
 {{- fail "apiUrl must not carry credentials (user:password@): a URL shows in pod specs and helm output; put them in credentials.existingSecret" -}}
@@ -90,6 +90,14 @@ local
 {{- end -}}
 {{- if and .username (not .password) -}}
 {{- fail "credentials.password is required with credentials.username" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.proxy.httpsProxy (urlParse .Values.proxy.httpsProxy).userinfo -}}
+{{- fail "proxy.httpsProxy must not carry credentials (user:password@): it would show in the controller's pod spec" -}}
+{{- end -}}
+{{- with .Values.metrics.bindAddress -}}
+{{- if and $.Values.metrics.enabled (or (hasPrefix "127." .) (eq . "::1") (eq . "localhost")) -}}
+{{- fail (printf "metrics.bindAddress %s is a loopback address: the controller's readiness probe (/readyz) and Prometheus reach the pod IP" .) -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.apiUrl (hasPrefix "http://" .Values.apiUrl) (not .Values.allowInsecureHttp) -}}
@@ -117,4 +125,38 @@ roleRef:
   kind: {{ .kind }}
   name: {{ $fullname }}-{{ .role }}
   apiGroup: rbac.authorization.k8s.io
+{{- end -}}
+
+{{/* The driver's --metrics-address: metrics.bindAddress (an IPv6 one bracketed), then the port. */}}
+{{- define "cloudsigma-csi.metricsAddress" -}}
+{{- $host := .Values.metrics.bindAddress | default "" -}}
+{{- if contains ":" $host -}}
+{{- $host = printf "[%s]" $host -}}
+{{- end -}}
+{{- printf "%s:%v" $host .Values.metrics.port -}}
+{{- end -}}
+
+{{/* HTTPS_PROXY/NO_PROXY for the controller's driver container (proxy.*); empty without a proxy. */}}
+{{- define "cloudsigma-csi.proxyEnv" -}}
+{{- with .Values.proxy.httpsProxy }}
+- name: HTTPS_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.proxy.noProxy }}
+- name: NO_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The TCP port of a URL: its explicit port, else 80 for http, 443 otherwise. */}}
+{{- define "cloudsigma-csi.urlPort" -}}
+{{- $u := urlParse . -}}
+{{- $port := regexFind ":[0-9]+$" $u.host | trimPrefix ":" -}}
+{{- if $port -}}
+{{- $port -}}
+{{- else if eq $u.scheme "http" -}}
+80
+{{- else -}}
+443
+{{- end -}}
 {{- end -}}
