@@ -75,20 +75,22 @@ type VM struct {
 	mux    *guestwire.Mux
 	conns  []net.Conn
 
-	mu    sync.Mutex // disks and slots
+	mu    sync.Mutex // disks, slots, seq
 	disks map[string]*disk
 	slots *slots
+	seq   int
 }
 
 type disk struct {
 	Disk
+	seq        int // names the disk in QEMU: block node names hold at most 31 bytes
 	port       string
 	unplugging bool
 	gone       chan struct{} // closed by QEMU's DEVICE_DELETED
 }
 
-func (d *disk) qomID() string { return "dev-" + d.ID }
-func (d *disk) node() string  { return "blk-" + d.ID }
+func (d *disk) qomID() string { return fmt.Sprintf("disk%d", d.seq) }
+func (d *disk) node() string  { return fmt.Sprintf("blk%d", d.seq) }
 
 // Paths in the guest's directory.
 func (c Config) consoleLog() string { return filepath.Join(c.Dir, "console.log") }
@@ -515,7 +517,8 @@ func (vm *VM) reserve(d Disk) (*disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	dk := &disk{Disk: d, port: port, gone: make(chan struct{})}
+	vm.seq++
+	dk := &disk{Disk: d, seq: vm.seq, port: port, gone: make(chan struct{})}
 	vm.disks[d.ID] = dk
 	return dk, nil
 }
@@ -577,9 +580,19 @@ func (vm *VM) cancelUnplug(dk *disk) {
 
 // ResizeDisk tells the guest the disk's backing file is now size bytes.
 func (vm *VM) ResizeDisk(ctx context.Context, id string, size int64) error {
-	if !vm.HasDisk(id) {
-		return fmt.Errorf("disk %s is not plugged", id)
+	node, err := vm.nodeOf(id)
+	if err != nil {
+		return err
 	}
-	_, err := vm.qmp.call(ctx, "block_resize", map[string]any{"node-name": "blk-" + id, "size": size})
+	_, err = vm.qmp.call(ctx, "block_resize", map[string]any{"node-name": node, "size": size})
 	return err
+}
+
+func (vm *VM) nodeOf(id string) (string, error) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if dk := vm.disks[id]; dk != nil {
+		return dk.node(), nil
+	}
+	return "", fmt.Errorf("disk %s is not plugged", id)
 }
