@@ -52,7 +52,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: $0 OUT_DIR [DRIVER_BINARY]}
 driver=${2:-}
 cache=${GUEST_CACHE:-/var/cache/cloudsigma-csi-guest}
-mkdir -p "$out" "$cache/debs"
+mkdir -p "$out"
+mkdir -p "$cache/debs" 2>/dev/null && [ -w "$cache" ] ||
+	{ echo "[guest-image] cannot write $cache: run as root or set GUEST_CACHE" >&2; exit 1; }
 out=$(cd "$out" && pwd)
 
 log() { printf '[guest-image] %s\n' "$*" >&2; }
