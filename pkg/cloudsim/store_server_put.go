@@ -182,13 +182,14 @@ func (st *store) applyDrivesLocked(v *server, want []srvDrive) []func() {
 // scheduleDetachLocked leaves a removed drive mounted (and its guest
 // device in place) for the detach delay, like a hot-unplug that takes its
 // time. A running QEMU guest unplugs it at once instead, and the detach
-// ends when QEMU reports the device deleted: the returned work starts it.
+// ends when QEMU reports the device deleted: the returned work starts that
+// unplug, in the background, as the API answers before the guest lets go.
 func (st *store) scheduleDetachLocked(v *server, e srvDrive) func() {
 	e.gen = st.nextSeqLocked()
 	v.detaching[e.drive] = e
 	sid, did, gen := v.uuid, e.drive, e.gen
 	if st.vm != nil && sid == st.localServer && v.guestLive() {
-		return func() { st.reconcileGuest(did) }
+		return func() { go st.reconcileGuest(did) }
 	}
 	st.afterLocked(st.delays.Detach, func() {
 		if st.endDetach(sid, did, gen) {
