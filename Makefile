@@ -8,7 +8,7 @@ LDFLAGS := -X github.com/cloudsigma-csi/driver/pkg/driver.version=$(VERSION)
 GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo tools test check lint unit sanity-cli e2e fuzz bench clean
+.PHONY: all build demo tools test check lint unit sanity-cli e2e e2e-guest fuzz bench clean
 
 all: build
 
@@ -27,14 +27,15 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 
-# check, then staticcheck, over the main module and the tests/e2e module (its
-# build tag on). No root: staticcheck is the version pinned in
+# check, then staticcheck, over the main module, the tests/e2e module and
+# tests/guest (their build tags on). No root: staticcheck is the version pinned in
 # hack/install-tools.sh, which installs it into `go env GOPATH`/bin when missing
 # and otherwise only compares versions.
 lint: check
 	hack/install-tools.sh staticcheck
 	staticcheck ./...
 	cd tests/e2e && go vet -tags e2e . && staticcheck -tags e2e .
+	go vet -tags guest ./tests/guest && staticcheck -tags guest ./tests/guest
 
 # The short tests of pkg and cmd: no root, no installs, under a minute warm.
 # -short skips the tests that need root (loop devices, mkfs, mount).
@@ -73,6 +74,25 @@ e2e: build
 	cd tests/e2e && go vet -tags e2e . && \
 		go test -tags e2e -count=1 -v -timeout 30m . -args -bin-dir ../../bin/e2e \
 		-driver ../../bin/cloudsigma-csi-driver -sim ../../bin/cloudsigma-sim
+
+# The node plugin on a real Linux kernel: the simulator's local server is a
+# QEMU guest booted from hack/guest-image.sh's image (cached in
+# /var/cache/cloudsigma-csi-guest, so root), csi-sanity's whole suite runs with
+# the controller on the host and the node plugin in the guest, then the guest
+# follows the server's power. Figures are printed at the end; where QEMU cannot
+# start, it fails with the reason. GUEST_ACCEL=kvm|tcg forces the accelerator.
+GUEST_ACCEL ?= auto
+e2e-guest: build
+	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-guest needs root: the guest image is cached in /var/cache/cloudsigma-csi-guest"; exit 1; fi
+	hack/guest-image.sh bin/guest bin/cloudsigma-csi-driver
+	@log=$${GUEST_LOG:-/tmp/cloudsigma-csi-e2e-guest.log}; start=$$(date +%s); \
+	go test -tags guest -count=1 -v -timeout 30m ./tests/guest/ \
+		-args -image "$(CURDIR)/bin/guest" -accel $(GUEST_ACCEL) >"$$log" 2>&1; rc=$$?; \
+	sed 's/\x1b\[[0-9;]*m//g' "$$log" | grep -E -- '^(Ran |SUCCESS!|FAIL!)|^--- (PASS|FAIL)|^\s+--- FAIL|\[FAIL\]'; \
+	sed -n '/^=== guest figures ===/,/^[^ =]/p' "$$log" | grep -v '^[^ =]'; \
+	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; \
+		grep -B2 -A30 -E -- '--- FAIL|^panic:|\[FAIL\]' "$$log" | head -300; fi; \
+	echo "e2e-guest: exit $$rc in $$(( $$(date +%s) - start ))s (full log: $$log)"; exit $$rc
 
 fuzz:
 	for f in FuzzDecodeError FuzzDecodeDrive FuzzDecodeServer FuzzRef; do \

@@ -4,10 +4,12 @@
 # versions.
 #
 #   OS packages (only the missing ones): e2fsprogs xfsprogs util-linux mount udev
-#   etcd-server jq
+#   etcd-server jq qemu-system-x86 busybox-static
 #     mkfs.ext4/resize2fs, mkfs.xfs/xfs_growfs, blkid/findmnt/blockdev,
 #     mount/losetup (package "mount" in bookworm), udevadm; etcd for the e2e
-#     suite's API server, jq for hack/e2e-binaries.sh
+#     suite's API server, jq for hack/e2e-binaries.sh; QEMU (no recommends:
+#     no GUI, no OVMF) for the real-kernel guest of make e2e-guest, and a
+#     static busybox for its initramfs (sh, cpio, depmod: hack/guest-image.sh)
 #   Go tools, pinned, built with `go install` into $(go env GOPATH)/bin:
 #     helm        chart lint/render in tests/packaging
 #     kustomize   renders deploy/kubernetes in tests/packaging
@@ -26,12 +28,14 @@ KUSTOMIZE_VERSION=v5.8.2
 CSI_SANITY_VERSION=v5.6.0 # keep equal to csi-test in go.mod
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 
+OS_PACKAGES="e2fsprogs xfsprogs util-linux mount udev etcd-server jq qemu-system-x86 busybox-static"
+
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
 # --- OS packages -------------------------------------------------------------
 install_os_packages() {
 	local missing=() pkg
-	for pkg in e2fsprogs xfsprogs util-linux mount udev etcd-server jq; do
+	for pkg in $OS_PACKAGES; do
 		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
 			missing+=("$pkg")
 		fi
@@ -113,7 +117,9 @@ printf '  %-11s %s\n' \
 	mkfs.xfs "$(dpkg-query -W -f='${Version}' xfsprogs)" \
 	util-linux "$(dpkg-query -W -f='${Version}' util-linux)" \
 	udevadm "$(dpkg-query -W -f='${Version}' udev)" \
-	etcd "$(dpkg-query -W -f='${Version}' etcd-server)" >&2
+	etcd "$(dpkg-query -W -f='${Version}' etcd-server)" \
+	qemu "$(dpkg-query -W -f='${Version}' qemu-system-x86)" \
+	busybox "$(dpkg-query -W -f='${Version}' busybox-static)" >&2
 case ":$PATH:" in
 *":$bindir:"*) ;;
 *) log "add $bindir to PATH (the packaging tests also look there)" ;;

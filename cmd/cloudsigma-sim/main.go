@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +36,9 @@ func main() {
 type options struct {
 	listen string
 	cfg    cloudsim.Config
+	qemu   cloudsim.QEMUGuest
+	// nodeArgs: the guest's node plugin flags, comma separated
+	nodeArgs string
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -65,6 +69,13 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&d.ServerUpdate, "server-update-delay", 50*time.Millisecond, "time a server PUT/start/stop keeps the server busy (overlapping PUTs get 503)")
 	fs.DurationVar(&d.GuestAppear, "guest-appear-delay", 0, "extra time before an attached drive's guest device appears")
 	fs.BoolVar(&c.EnforceRateLimits, "enforce-rate-limits", false, "answer 429 beyond the documented 10000 calls/min (DELETE 1000/min)")
+	q := &o.qemu
+	fs.StringVar(&q.ImageDir, "guest-qemu", "", "make the local server a real Linux guest under QEMU, from this image directory (hack/guest-image.sh OUT_DIR); excludes --guest-devices")
+	fs.StringVar(&q.Dir, "guest-dir", "", "the QEMU guest's sockets and logs, csi.sock among them (default: a temporary directory)")
+	fs.StringVar(&q.Accel, "guest-accel", "auto", "the QEMU guest's accelerator: auto (KVM where a kernel boots under it, else TCG), kvm or tcg")
+	fs.IntVar(&q.MemoryMiB, "guest-memory", 512, "the QEMU guest's memory in MiB")
+	fs.StringVar(&q.Serial, "guest-serial", cloudsim.SerialVirtio, "serial of the QEMU guest's disks: virtio (first 20 characters of the drive UUID), hex (first 20 hex digits) or none")
+	fs.StringVar(&o.nodeArgs, "guest-node-args", "", "extra flags of the node plugin in the QEMU guest, comma separated, e.g. --location=sim,-v=4")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -73,6 +84,12 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	if c.Username == "" || c.Password == "" {
 		return nil, errors.New("--username and --password (or CLOUDSIGMA_USERNAME and CLOUDSIGMA_PASSWORD) are required")
+	}
+	if q.ImageDir != "" {
+		if o.nodeArgs != "" {
+			q.NodeArgs = strings.Split(o.nodeArgs, ",")
+		}
+		c.QEMU = q
 	}
 	return o, nil
 }
@@ -101,6 +118,10 @@ func run(ctx context.Context, args []string, logOut io.Writer, onListen func(add
 	logger.Printf("serving http://%s/api/2.0/ for user %s (data in %s)", ln.Addr(), o.cfg.Username, s.DataDir())
 	if o.cfg.LocalServer != "" {
 		logger.Printf("local server %s (guest devices: %q)", o.cfg.LocalServer, o.cfg.GuestDevicesDir)
+	}
+	if info, ok := s.GuestInfo(); ok {
+		logger.Printf("local server is a QEMU guest (%s: %s): console %s, node plugin CSI at %s",
+			info.Accel, info.AccelReason, info.ConsoleLog, s.GuestCSIEndpoint())
 	}
 	if onListen != nil {
 		onListen(ln.Addr().String())

@@ -88,7 +88,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 	for _, f := range []string{"listen", "username", "password", "token", "local-server", "guest-devices",
 		"data-dir", "create-delay", "clone-delay", "resize-delay", "snapshot-delay", "delete-delay",
-		"detach-delay", "server-update-delay", "guest-appear-delay", "enforce-rate-limits"} {
+		"detach-delay", "server-update-delay", "guest-appear-delay", "enforce-rate-limits",
+		"guest-qemu", "guest-dir", "guest-accel", "guest-memory", "guest-serial", "guest-node-args"} {
 		if !strings.Contains(out.String(), "-"+f) {
 			t.Errorf("--help does not document --%s", f)
 		}
@@ -109,5 +110,22 @@ func TestCredentials(t *testing.T) {
 	}
 	if o.cfg.Delays.Create != 200*time.Millisecond || o.cfg.Delays.Detach != 500*time.Millisecond || o.listen != "127.0.0.1:8080" {
 		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+func TestGuestQEMUFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--username", "u", "--password", "p"}, &bytes.Buffer{})
+	if err != nil || o.cfg.QEMU != nil {
+		t.Fatalf("without --guest-qemu: QEMU %+v %v, want none", o.cfg.QEMU, err)
+	}
+	o, err = parseFlags([]string{"--username", "u", "--password", "p", "--guest-qemu", "bin/guest",
+		"--guest-accel", "tcg", "--guest-serial", "none", "--guest-node-args", "--location=sim,-v=4"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := o.cfg.QEMU
+	if q == nil || q.ImageDir != "bin/guest" || q.Accel != "tcg" || q.Serial != "none" || q.MemoryMiB != 512 ||
+		len(q.NodeArgs) != 2 || q.NodeArgs[0] != "--location=sim" || q.NodeArgs[1] != "-v=4" {
+		t.Fatalf("QEMU guest %+v", q)
 	}
 }

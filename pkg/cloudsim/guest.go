@@ -74,6 +74,10 @@ func (st *store) guestWant(id string) (bool, string) {
 // means the last reconcile of a drive always sees its latest state,
 // whatever order callers ran in.
 func (st *store) reconcileGuest(id string) {
+	if st.vm != nil {
+		st.reconcileVM(id)
+		return
+	}
 	g := st.guest
 	if g == nil {
 		return

@@ -47,9 +47,12 @@ type Config struct {
 	// GuestDevicesDir, if set, emulates the LocalServer's attached drives as
 	// loop devices with by-id style links in this directory (needs root).
 	GuestDevicesDir string
-	DataDir         string // backing files; "" = temp dir removed on Close
-	Delays          Delays
-	Capabilities    *Capabilities // nil = DefaultCapabilities()
+	// QEMU, if set, makes the LocalServer a real Linux guest instead
+	// (QEMUGuest); it excludes GuestDevicesDir.
+	QEMU         *QEMUGuest
+	DataDir      string // backing files; "" = temp dir removed on Close
+	Delays       Delays
+	Capabilities *Capabilities // nil = DefaultCapabilities()
 	// EnforceRateLimits applies the documented limits (10000/min, DELETE
 	// 1000/min) and answers 429 beyond them.
 	EnforceRateLimits        bool
@@ -75,6 +78,7 @@ type Sim struct {
 	st         *store
 	api        *api
 	guest      *guest
+	vm         *vmGuest
 	ownDataDir bool
 	faults     faultSet
 	calls      callLog
@@ -90,6 +94,12 @@ func New(cfg Config) (*Sim, error) {
 	case "", HotplugAccept, HotplugIgnore:
 	default:
 		return nil, fmt.Errorf("hotplug %q: want %s or %s", cfg.Hotplug, HotplugAccept, HotplugIgnore)
+	}
+	if cfg.QEMU != nil && cfg.GuestDevicesDir != "" {
+		return nil, errors.New("a QEMU guest and loop-device guest devices exclude each other")
+	}
+	if cfg.QEMU != nil && cfg.LocalServer == "" {
+		return nil, errors.New("a QEMU guest needs a local server")
 	}
 	if _, ok := caps.Drives[caps.DefaultStorageType]; !ok {
 		return nil, fmt.Errorf("default storage type %q is not in the capabilities", caps.DefaultStorageType)
@@ -113,6 +123,12 @@ func New(cfg Config) (*Sim, error) {
 		}
 		dataDir = abs
 	}
+	if cfg.LocalServer != "" {
+		if _, err := uuid.Parse(cfg.LocalServer); err != nil {
+			s.removeDataDir(dataDir)
+			return nil, fmt.Errorf("local server %q is not a UUID", cfg.LocalServer)
+		}
+	}
 	if cfg.GuestDevicesDir != "" {
 		g, err := newGuest(cfg.GuestDevicesDir)
 		if err != nil {
@@ -121,21 +137,35 @@ func New(cfg Config) (*Sim, error) {
 		}
 		s.guest = g
 	}
+	if cfg.QEMU != nil {
+		vm, err := newVMGuest(*cfg.QEMU, cfg.LocalServer)
+		if err != nil {
+			s.removeDataDir(dataDir)
+			return nil, err
+		}
+		s.vm = vm
+	}
 	owner := uuid.NewSHA1(uuid.NameSpaceURL, []byte("cloudsigma-sim:"+cfg.Username)).String()
-	s.st = newStore(dataDir, owner, caps, cfg, s.guest)
+	s.st = newStore(dataDir, owner, caps, cfg, s.guest, s.vm)
 	s.api = newAPI(s.st, cfg)
 	if cfg.LocalServer != "" {
-		if _, err := uuid.Parse(cfg.LocalServer); err != nil {
-			s.removeDataDir(dataDir)
-			return nil, fmt.Errorf("local server %q is not a UUID", cfg.LocalServer)
-		}
 		s.st.addServer(cfg.LocalServer, "local-server", true)
+	}
+	if s.vm != nil {
+		// The local server runs: its guest boots now. Where QEMU cannot
+		// start, New fails with the reason.
+		if err := s.vm.switchPower(s.st, true); err != nil {
+			s.vm.close()
+			s.removeDataDir(dataDir)
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
 // Close stops pending transitions, detaches every loop device the simulator
-// made and removes its own temporary data directory.
+// made, shuts a QEMU guest down and removes its own temporary data
+// directory.
 func (s *Sim) Close() error {
 	if !s.st.close() {
 		return nil
@@ -143,6 +173,9 @@ func (s *Sim) Close() error {
 	var errs []error
 	if s.guest != nil {
 		errs = append(errs, s.guest.closeAll())
+	}
+	if s.vm != nil {
+		errs = append(errs, s.vm.close())
 	}
 	errs = append(errs, s.removeDataDir(s.st.dataDir))
 	return errors.Join(errs...)

@@ -79,8 +79,15 @@ func (s *Sim) CreateServer(name string, running bool) string {
 }
 
 // SetServerStatus forces a server status (stopped, running, paused,
-// unavailable, ...), e.g. to stop the LocalServer.
-func (s *Sim) SetServerStatus(id, status string) error { return s.st.forceServerStatus(id, status) }
+// unavailable, ...), e.g. to stop the LocalServer. A QEMU guest follows:
+// it boots or shuts down.
+func (s *Sim) SetServerStatus(id, status string) error {
+	if err := s.st.forceServerStatus(id, status); err != nil {
+		return err
+	}
+	s.st.powerGuest(id, status)
+	return nil
+}
 
 // SetDriveStatus forces a drive status, e.g. unavailable. mounted and
 // unmounted clear any forced status (they follow mounted_on).
@@ -98,8 +105,14 @@ func (s *Sim) LastServerPut(id string) map[string]any {
 	return out
 }
 
-// GuestDevices maps drive UUID -> loop device for the emulated guest.
+// GuestDevices maps drive UUID -> loop device for the emulated guest, or
+// -> the hot-plug port its disk holds in a QEMU guest.
 func (s *Sim) GuestDevices() map[string]string {
+	if s.vm != nil {
+		if vm := s.vm.current.Load(); vm != nil {
+			return vm.Disks()
+		}
+	}
 	if s.guest == nil {
 		return map[string]string{}
 	}

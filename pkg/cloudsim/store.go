@@ -15,7 +15,7 @@ import (
 //     hold it; two-step operations (clone, snapshot, upload, server PUT)
 //     call such methods in turn and do the slow part between them;
 //   - nothing that waits runs under the lock: data copies, uploads, the
-//     server update sleep and loop-device work. What a locked step leaves
+//     server update sleep, loop-device and QEMU guest work. What a locked step leaves
 //     to do (file removal, guest devices) is returned as funcs that run once
 //     the lock is released. Creating, growing and opening a backing file
 //     are quick and stay under it, so a drive never exists without its file;
@@ -28,8 +28,9 @@ type store struct {
 	caps        *Capabilities
 	delays      Delays
 	localServer string
-	guest       *guest // nil without guest emulation
-	hotplugOff  bool   // Config.Hotplug == HotplugIgnore
+	guest       *guest   // nil without loop-device guest emulation
+	vm          *vmGuest // nil unless the LocalServer is a QEMU guest
+	hotplugOff  bool     // Config.Hotplug == HotplugIgnore
 
 	mu        sync.Mutex
 	closed    bool
@@ -44,10 +45,10 @@ type store struct {
 	timerWG   sync.WaitGroup
 }
 
-func newStore(dataDir, owner string, caps *Capabilities, cfg Config, g *guest) *store {
+func newStore(dataDir, owner string, caps *Capabilities, cfg Config, g *guest, vm *vmGuest) *store {
 	return &store{
 		dataDir: dataDir, owner: owner, caps: caps, delays: cfg.Delays,
-		localServer: cfg.LocalServer, guest: g, hotplugOff: cfg.Hotplug == HotplugIgnore,
+		localServer: cfg.LocalServer, guest: g, vm: vm, hotplugOff: cfg.Hotplug == HotplugIgnore,
 		drives:    map[string]*drive{},
 		snapshots: map[string]*snapshot{},
 		servers:   map[string]*server{},

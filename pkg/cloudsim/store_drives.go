@@ -324,8 +324,14 @@ func (st *store) startResizeLocked(d *drive, size int64) *apiError {
 	d.size, d.op = size, stResizing
 	id := d.uuid
 	st.afterLocked(st.delays.Resize, func() {
-		if st.settle(id, stResizing) && st.guest != nil {
+		if !st.settle(id, stResizing) {
+			return
+		}
+		if st.guest != nil {
 			st.guest.refresh(id)
+		}
+		if st.vm != nil {
+			st.refreshVM(id)
 		}
 	})
 	return nil

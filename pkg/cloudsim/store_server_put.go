@@ -148,12 +148,12 @@ func (st *store) validateDrivesLocked(v *server, want []srvDrive) *apiError {
 // GuestAppear delay is set); removed ones are detached asynchronously. The
 // returned work runs after the lock is released.
 func (st *store) applyDrivesLocked(v *server, want []srvDrive) []func() {
+	var posts []func()
 	for _, cur := range v.drives {
 		if !slices.ContainsFunc(want, func(e srvDrive) bool { return e.drive == cur.drive }) {
-			st.scheduleDetachLocked(v, cur)
+			posts = append(posts, st.scheduleDetachLocked(v, cur))
 		}
 	}
-	var posts []func()
 	for _, e := range want {
 		if _, had := v.entry(e.drive); had {
 			continue
@@ -164,7 +164,7 @@ func (st *store) applyDrivesLocked(v *server, want []srvDrive) []func() {
 		if !slices.Contains(d.mountedOn, v.uuid) {
 			d.mountedOn = append(d.mountedOn, v.uuid)
 		}
-		if st.guest == nil || v.uuid != st.localServer {
+		if (st.guest == nil && st.vm == nil) || v.uuid != st.localServer {
 			continue
 		}
 		id := e.drive
@@ -181,16 +181,22 @@ func (st *store) applyDrivesLocked(v *server, want []srvDrive) []func() {
 
 // scheduleDetachLocked leaves a removed drive mounted (and its guest
 // device in place) for the detach delay, like a hot-unplug that takes its
-// time.
-func (st *store) scheduleDetachLocked(v *server, e srvDrive) {
+// time. A running QEMU guest unplugs it at once instead, and the detach
+// ends when QEMU reports the device deleted: the returned work starts that
+// unplug, in the background, as the API answers before the guest lets go.
+func (st *store) scheduleDetachLocked(v *server, e srvDrive) func() {
 	e.gen = st.nextSeqLocked()
 	v.detaching[e.drive] = e
 	sid, did, gen := v.uuid, e.drive, e.gen
+	if st.vm != nil && sid == st.localServer && v.guestLive() {
+		return func() { go st.reconcileGuest(did) }
+	}
 	st.afterLocked(st.delays.Detach, func() {
 		if st.endDetach(sid, did, gen) {
 			st.reconcileGuest(did)
 		}
 	})
+	return nil
 }
 
 // endDetach is the end of the detach delay: the drive is no longer mounted
@@ -206,10 +212,15 @@ func (st *store) endDetach(sid, did string, gen int64) bool {
 	if det, ok := cur.detaching[did]; !ok || det.gen != gen {
 		return false
 	}
-	delete(cur.detaching, did)
-	delete(cur.appearAt, did)
-	if d := st.drives[did]; d != nil {
-		d.mountedOn = slices.DeleteFunc(d.mountedOn, func(x string) bool { return x == sid })
-	}
+	st.endDetachLocked(cur, did)
 	return true
+}
+
+// endDetachLocked takes a detached drive off the server for good.
+func (st *store) endDetachLocked(v *server, did string) {
+	delete(v.detaching, did)
+	delete(v.appearAt, did)
+	if d := st.drives[did]; d != nil {
+		d.mountedOn = slices.DeleteFunc(d.mountedOn, func(x string) bool { return x == v.uuid })
+	}
 }

@@ -247,7 +247,10 @@ func (st *store) serverPower(id, do string) *apiError {
 		return errPermission("Cannot %s server in state %s", do, v.status)
 	}
 	v.status = tr.during
-	st.afterLocked(st.delays.ServerUpdate, func() { st.endPower(id, tr.during, tr.to) })
+	st.afterLocked(st.delays.ServerUpdate, func() {
+		st.powerGuest(id, tr.to) // a QEMU guest boots or shuts down before the status says so
+		st.endPower(id, tr.during, tr.to)
+	})
 	return nil
 }
 
@@ -299,7 +302,7 @@ func (st *store) deleteServerLocked(id, recurse string) ([]func(), *apiError) {
 			continue
 		}
 		d.mountedOn = slices.DeleteFunc(d.mountedOn, func(x string) bool { return x == id })
-		if id == st.localServer && st.guest != nil {
+		if id == st.localServer && (st.guest != nil || st.vm != nil) {
 			posts = append(posts, func() { st.reconcileGuest(did) })
 		}
 		if recurse == "all_drives" || (recurse == "disks" && d.media == "disk") || (recurse == "cdroms" && d.media == "cdrom") {
