@@ -220,7 +220,10 @@ func TestHelmTemplateRejectsBadValues(t *testing.T) {
 // NOTES.txt is only rendered by `helm install`, which needs a cluster even
 // with --dry-run=client. So the test renders it through `helm template`: in a
 // copy of the chart, a ConfigMap template runs NOTES.txt with tpl.
-func TestHelmNotesRender(t *testing.T) {
+// chartWithNotes copies the chart with a template that renders NOTES.txt
+// into a ConfigMap (templates/zz-notes.yaml), so helm template shows it.
+func chartWithNotes(t *testing.T) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cloudsigma-csi")
 	if err := os.CopyFS(dir, os.DirFS(chartDir(t))); err != nil {
 		t.Fatal(err)
@@ -232,6 +235,11 @@ func TestHelmNotesRender(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-notes.yaml"), []byte(probe), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestHelmNotesRender(t *testing.T) {
+	dir := chartWithNotes(t)
 	for _, c := range []struct {
 		set  string
 		want []string
@@ -286,17 +294,7 @@ func TestHelmTemplateNoCredentialDigest(t *testing.T) {
 // carries credentials is refused.
 func TestHelmNoSecretOutsideTheSecret(t *testing.T) {
 	const user, password, token = "ops@example.com", "Pa55-w0rd-in-chart", "t0ken-in-chart"
-	dir := filepath.Join(t.TempDir(), "cloudsigma-csi")
-	if err := os.CopyFS(dir, os.DirFS(chartDir(t))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.src"), readFile(t, filepath.Join(dir, "templates", "NOTES.txt")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	probe := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get \"notes.src\") . | nindent 4 }}\n"
-	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-notes.yaml"), []byte(probe), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := chartWithNotes(t)
 	helm := tool(t, "helm")
 	set := "credentials.username=" + user + ",credentials.password=" + password + ",credentials.token=" + token +
 		",apiUrl=https://fra.cloudsigma.com/api/2.0/,metrics.serviceMonitor.enabled=true"
