@@ -136,16 +136,6 @@ func (m *model) snapshotByIDLocked(id string) *snapshot {
 	return nil
 }
 
-// volumeByIDLocked is the volume name that holds id now, if any.
-func (m *model) volumeByIDLocked(id string) *volume {
-	for _, v := range m.vols {
-		if v.id == id && id != "" {
-			return v
-		}
-	}
-	return nil
-}
-
 // addPossibleLocked changes a node's count and lets every publish in flight
 // there see it.
 func (m *model) addPossibleLocked(nodeID string, delta int) {
