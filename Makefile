@@ -32,8 +32,9 @@ check:
 # hack/install-tools.sh, which installs it into `go env GOPATH`/bin when missing
 # and otherwise only compares versions.
 lint: check
-	hack/install-tools.sh staticcheck
+	hack/install-tools.sh staticcheck govulncheck
 	staticcheck ./...
+	hack/vulncheck.sh
 	cd tests/e2e && go vet -tags e2e . && staticcheck -tags e2e .
 	go vet -tags guest ./tests/guest && staticcheck -tags guest ./tests/guest
 

@@ -15,6 +15,7 @@
 #     kustomize   renders deploy/kubernetes in tests/packaging
 #     csi-sanity  the CSI sanity suite as a command (make sanity-cli)
 #     staticcheck the linter of make lint
+#     govulncheck known-vulnerability check of make lint (hack/vulncheck.sh)
 #
 # With arguments, only the Go tools named are installed, and no OS packages:
 # `make lint` runs `hack/install-tools.sh staticcheck`, which needs no root.
@@ -27,6 +28,7 @@ HELM_VERSION=v3.22.0
 KUSTOMIZE_VERSION=v5.8.2
 CSI_SANITY_VERSION=v5.6.0 # keep equal to csi-test in go.mod
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+GOVULNCHECK_VERSION=v1.10.0
 
 OS_PACKAGES="e2fsprogs xfsprogs util-linux mount udev etcd-server jq qemu-system-x86 busybox-static"
 
@@ -92,7 +94,8 @@ go_tool() {
 	kustomize) install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" ;;
 	csi-sanity) install_tool csi-sanity github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity "$CSI_SANITY_VERSION" ;;
 	staticcheck) install_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" ;;
-	*) log "unknown tool $1 (helm, kustomize, csi-sanity, staticcheck)"; exit 2 ;;
+	govulncheck) install_tool govulncheck golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION" ;;
+	*) log "unknown tool $1 (helm, kustomize, csi-sanity, staticcheck, govulncheck)"; exit 2 ;;
 	esac
 }
 
@@ -103,7 +106,7 @@ if (($#)); then
 fi
 
 install_os_packages
-for tool in helm kustomize csi-sanity staticcheck; do go_tool "$tool"; done
+for tool in helm kustomize csi-sanity staticcheck govulncheck; do go_tool "$tool"; done
 
 # --- Report ------------------------------------------------------------------
 log "versions:"
