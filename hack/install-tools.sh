@@ -116,6 +116,7 @@ printf '  %-11s %s\n' \
 	kustomize "$("$bindir/kustomize" version)" \
 	csi-sanity "$(module_version "$bindir/csi-sanity")" \
 	staticcheck "$("$bindir/staticcheck" -version | cut -d" " -f2-)" \
+	govulncheck "$(module_version "$bindir/govulncheck")" \
 	mkfs.ext4 "$(dpkg-query -W -f='${Version}' e2fsprogs)" \
 	mkfs.xfs "$(dpkg-query -W -f='${Version}' xfsprogs)" \
 	util-linux "$(dpkg-query -W -f='${Version}' util-linux)" \
