@@ -175,6 +175,19 @@ func (st *store) driveLocked(id string) (*drive, *apiError) {
 	return d, nil
 }
 
+// idleDriveLocked is a drive that no operation holds: the API's 404 when it
+// is missing, its busy answer while it is being created, cloned or resized.
+func (st *store) idleDriveLocked(id string) (*drive, *apiError) {
+	d, e := st.driveLocked(id)
+	if e != nil {
+		return nil, e
+	}
+	if e := d.busy(); e != nil {
+		return nil, e
+	}
+	return d, nil
+}
+
 // driveObject is one drive as the API renders it.
 func (st *store) driveObject(id string) (map[string]any, *apiError) {
 	st.mu.Lock()
@@ -259,11 +272,8 @@ func (st *store) createDrives(specs []driveSpec) ([]map[string]any, *apiError) {
 func (st *store) putDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d, e := st.driveLocked(id)
+	d, e := st.idleDriveLocked(id)
 	if e != nil {
-		return nil, e
-	}
-	if e := d.busy(); e != nil {
 		return nil, e
 	}
 	if e := st.checkTagsLocked(sp.tags); e != nil {
@@ -286,11 +296,8 @@ func (st *store) putDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 func (st *store) resizeDrive(id string, sp driveSpec) (map[string]any, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d, e := st.driveLocked(id)
+	d, e := st.idleDriveLocked(id)
 	if e != nil {
-		return nil, e
-	}
-	if e := d.busy(); e != nil {
 		return nil, e
 	}
 	if st.mountedOnRunningLocked(d) {
