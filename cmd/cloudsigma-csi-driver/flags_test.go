@@ -30,7 +30,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		byIDDir: "/dev/disk/by-id", sysDir: "/sys", contextDev: "/dev/ttyS1",
 		channels: virtio.DefaultChannels, sweepInterval: 10 * time.Minute,
 		maxResponseBytes: cloudsigma.DefaultMaxResponseBytes, maxListItems: cloudsigma.DefaultMaxListItems,
-		outOfServiceAfter: 5 * time.Minute,
+		outOfServiceAfter: 5 * time.Minute, outOfServiceInterval: 30 * time.Second,
 	}
 	if got := parse(t); got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
@@ -45,7 +45,7 @@ func TestParseFlags(t *testing.T) {
 		"--max-volumes-per-node=7", "--virtio-controllers=2", "--virtio-units=4",
 		"--metrics-address=:9809", "--retired-sweep-interval=1m",
 		"--api-max-response-bytes=1048576", "--api-max-list-items=50",
-		"--out-of-service-taint", "--out-of-service-after=90s", "--kubeconfig=/etc/kube/config",
+		"--out-of-service-taint", "--out-of-service-after=90s", "--out-of-service-interval=5s", "--kubeconfig=/etc/kube/config",
 		"--version", "-v=0")
 	want := config{
 		endpoint: "tcp://127.0.0.1:10000", mode: "controller",
@@ -55,7 +55,7 @@ func TestParseFlags(t *testing.T) {
 		maxVolumes: 7, channels: virtio.Channels{Controllers: 2, Units: 4},
 		metricsAddress: ":9809", sweepInterval: time.Minute,
 		maxResponseBytes: 1 << 20, maxListItems: 50,
-		outOfServiceTaint: true, outOfServiceAfter: 90 * time.Second, kubeconfig: "/etc/kube/config",
+		outOfServiceTaint: true, outOfServiceAfter: 90 * time.Second, outOfServiceInterval: 5 * time.Second, kubeconfig: "/etc/kube/config",
 		showVersion: true,
 	}
 	if got != want {
@@ -108,6 +108,7 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 		{"max volumes negative", []string{"--max-volumes-per-node=-1"}, "--max-volumes-per-node"},
 		{"no virtio units", []string{"--virtio-units=0"}, "unit"},
 		{"out-of-service grace negative", []string{"--out-of-service-taint", "--out-of-service-after=-1m"}, "--out-of-service-after"},
+		{"out-of-service interval zero", []string{"--out-of-service-taint", "--out-of-service-interval=0s"}, "--out-of-service-interval"},
 		{"out-of-service in node mode", []string{"--mode=node", "--out-of-service-taint"}, "--mode=controller"},
 		{"kubeconfig without out-of-service", []string{"--kubeconfig=/etc/kube/config"}, "--out-of-service-taint"},
 	} {

@@ -21,6 +21,8 @@ func (cfg config) validateOutOfService() error {
 	switch {
 	case cfg.outOfServiceAfter < 0:
 		return fmt.Errorf("--out-of-service-after %s is negative", cfg.outOfServiceAfter)
+	case cfg.outOfServiceInterval <= 0:
+		return fmt.Errorf("--out-of-service-interval %s: give a positive duration, e.g. 30s", cfg.outOfServiceInterval)
 	case cfg.outOfServiceTaint && cfg.mode == "node":
 		return errors.New("--out-of-service-taint runs in the controller: use it with --mode=controller (or all), not --mode=node")
 	case cfg.kubeconfig != "" && !cfg.outOfServiceTaint:
@@ -74,8 +76,8 @@ func newKubeClients(rc *rest.Config) (outofservice.Kube, error) {
 }
 
 // startOutOfService runs the reconciler until ctx ends.
-func startOutOfService(ctx context.Context, kube outofservice.Kube, cloud outofservice.Cloud, after time.Duration) error {
-	r, err := outofservice.New(outofservice.Config{Kube: kube, Cloud: cloud, After: after})
+func startOutOfService(ctx context.Context, kube outofservice.Kube, cloud outofservice.Cloud, after, interval time.Duration) error {
+	r, err := outofservice.New(outofservice.Config{Kube: kube, Cloud: cloud, After: after, Interval: interval})
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,7 @@ current-context: x
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := startOutOfService(ctx, kube, stoppedCloud{}, 5*time.Minute); err != nil {
+	if err := startOutOfService(ctx, kube, stoppedCloud{}, 5*time.Minute, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	var patch string

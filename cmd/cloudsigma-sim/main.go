@@ -57,6 +57,20 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&c.Token, "token", "", "also accept this bearer token (not for uploads)")
 	fs.StringVar(&c.LocalServer, "local-server", "", "UUID of a running server created at startup: the machine the simulator runs on")
 	fs.StringVar(&c.GuestDevicesDir, "guest-devices", "", "emulate the local server's attached drives as loop devices with by-id links in this directory (root)")
+	fs.Func("guest-server", "UUID=DIR: one more running server whose attached drives are loop devices with by-id links in DIR, like --guest-devices for the local server (root; repeat for more)", func(v string) error {
+		id, dir, ok := strings.Cut(v, "=")
+		if !ok || id == "" || dir == "" {
+			return fmt.Errorf("%q: want SERVER-UUID=DIRECTORY", v)
+		}
+		if c.GuestServers == nil {
+			c.GuestServers = map[string]string{}
+		}
+		if _, dup := c.GuestServers[id]; dup {
+			return fmt.Errorf("server %s given twice", id)
+		}
+		c.GuestServers[id] = dir
+		return nil
+	})
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for the sparse drive backing files (default: a temporary directory removed on exit)")
 	fs.StringVar(&c.Location, "location", "sim", "location name")
 	fs.StringVar(&c.Hotplug, "hotplug", cloudsim.HotplugAccept, "a running server's answer to a drives-list change: accept (hot-plug) or ignore (200 and no change, the manual's rule for running servers)")
@@ -118,6 +132,9 @@ func run(ctx context.Context, args []string, logOut io.Writer, onListen func(add
 	logger.Printf("serving http://%s/api/2.0/ for user %s (data in %s)", ln.Addr(), o.cfg.Username, s.DataDir())
 	if o.cfg.LocalServer != "" {
 		logger.Printf("local server %s (guest devices: %q)", o.cfg.LocalServer, o.cfg.GuestDevicesDir)
+	}
+	for id, dir := range o.cfg.GuestServers {
+		logger.Printf("guest server %s (guest devices: %q)", id, dir)
 	}
 	if info, ok := s.GuestInfo(); ok {
 		logger.Printf("local server is a QEMU guest (%s: %s): console %s, node plugin CSI at %s",

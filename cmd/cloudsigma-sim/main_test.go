@@ -89,7 +89,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, f := range []string{"listen", "username", "password", "token", "local-server", "guest-devices",
 		"data-dir", "create-delay", "clone-delay", "resize-delay", "snapshot-delay", "delete-delay",
 		"detach-delay", "server-update-delay", "guest-appear-delay", "enforce-rate-limits",
-		"guest-qemu", "guest-dir", "guest-accel", "guest-memory", "guest-serial", "guest-node-args"} {
+		"guest-qemu", "guest-dir", "guest-accel", "guest-memory", "guest-serial", "guest-node-args", "guest-server", "hotplug"} {
 		if !strings.Contains(out.String(), "-"+f) {
 			t.Errorf("--help does not document --%s", f)
 		}
@@ -127,5 +127,25 @@ func TestGuestQEMUFlags(t *testing.T) {
 	if q == nil || q.ImageDir != "bin/guest" || q.Accel != "tcg" || q.Serial != "none" || q.MemoryMiB != 512 ||
 		len(q.NodeArgs) != 2 || q.NodeArgs[0] != "--location=sim" || q.NodeArgs[1] != "-v=4" {
 		t.Fatalf("QEMU guest %+v", q)
+	}
+}
+
+func TestGuestServerFlag(t *testing.T) {
+	a, b := "0b8a3c2e-1111-4d2f-9a0e-6f7d8c9b0a1e", "0b8a3c2e-2222-4d2f-9a0e-6f7d8c9b0a1e"
+	o, err := parseFlags([]string{"--username", "u", "--password", "p", "--guest-server", a + "=/tmp/a", "--guest-server", b + "=/tmp/b"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := o.cfg.GuestServers; len(g) != 2 || g[a] != "/tmp/a" || g[b] != "/tmp/b" {
+		t.Fatalf("guest servers %v", g)
+	}
+	for _, bad := range []string{"no-equals", "=/tmp/a", a + "=", a + "=/tmp/a,--guest-server=" + a + "=/tmp/c"} {
+		args := []string{"--username", "u", "--password", "p"}
+		for _, v := range strings.Split(bad, ",--guest-server=") {
+			args = append(args, "--guest-server", v)
+		}
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "guest-server") {
+			t.Errorf("--guest-server %q: %v, want a refusal naming the flag", bad, err)
+		}
 	}
 }

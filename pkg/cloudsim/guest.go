@@ -7,28 +7,32 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
-// guest emulates, on this machine, the block devices the LocalServer's
-// guest would see: one loop device per attached drive over its backing
-// file, and a link named like /dev/disk/by-id/virtio-<serial> to it.
-// Devices follow the server's drives list (including drives still being
-// detached), not its power state. It only ever detaches loop devices it
-// made itself.
+// guest emulates, on this machine, the block devices one server's guest
+// would see (the LocalServer's, or one of Config.GuestServers): one loop
+// device per attached drive over its backing file, and a link named like
+// /dev/disk/by-id/virtio-<serial> to it. Devices follow the server's drives
+// list (including drives still being detached), not its power state. It
+// only ever detaches loop devices it made itself.
 type guest struct {
-	dir  string
-	mu   sync.Mutex         // serializes every loop operation
-	devs map[string]loopDev // drive UUID -> device
+	server string
+	dir    string
+	mu     sync.Mutex         // serializes every loop operation
+	devs   map[string]loopDev // drive UUID -> device
 }
 
 type loopDev struct{ dev, file, link string }
 
-func newGuest(dir string) (*guest, error) {
+func newGuest(server, dir string) (*guest, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("guest devices need root (loop devices)")
 	}
@@ -42,19 +46,68 @@ func newGuest(dir string) (*guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guest{dir: abs, devs: map[string]loopDev{}}, nil
+	return &guest{server: server, dir: abs, devs: map[string]loopDev{}}, nil
 }
 
-// guestWant tells whether the drive should have a guest device now, and
-// the file it would be backed by.
-func (st *store) guestWant(id string) (bool, string) {
+// startGuests makes the loop-device guests: the LocalServer's with
+// GuestDevicesDir, and one per GuestServers entry. A failure releases the
+// ones already made.
+func (s *Sim) startGuests(cfg Config) error {
+	want := maps.Clone(cfg.GuestServers)
+	if want == nil {
+		want = map[string]string{}
+	}
+	dirs := map[string]string{}
+	for id, dir := range want {
+		if _, err := uuid.Parse(id); err != nil {
+			return fmt.Errorf("guest server %q is not a UUID", id)
+		}
+		if id == cfg.LocalServer {
+			return fmt.Errorf("guest server %s is the local server: use GuestDevicesDir (--guest-devices) for its devices", id)
+		}
+		if dir == "" {
+			return fmt.Errorf("guest server %s has no devices directory", id)
+		}
+	}
+	if cfg.GuestDevicesDir != "" {
+		if cfg.LocalServer == "" {
+			return errors.New("guest devices need a local server (--local-server)")
+		}
+		want[cfg.LocalServer] = cfg.GuestDevicesDir
+	}
+	s.guests = map[string]*guest{}
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		abs, err := filepath.Abs(want[id])
+		if err != nil {
+			return err
+		}
+		if other, ok := dirs[abs]; ok {
+			return fmt.Errorf("servers %s and %s share the guest devices directory %s: each guest needs its own", other, id, abs)
+		}
+		dirs[abs] = id
+		g, err := newGuest(id, abs)
+		if err != nil {
+			for _, made := range s.guests {
+				_ = made.closeAll()
+			}
+			s.guests = nil
+			return err
+		}
+		s.guests[id] = g
+	}
+	return nil
+}
+
+// guestWant tells whether the drive should have a device in the server's
+// guest now, and the file it would be backed by.
+func (st *store) guestWant(server, id string) (bool, string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	path := st.drivePath(id)
-	if st.closed || st.localServer == "" {
+	if st.closed || server == "" {
 		return false, path
 	}
-	v, d := st.servers[st.localServer], st.drives[id]
+	v, d := st.servers[server], st.drives[id]
 	if v == nil || d == nil {
 		return false, path
 	}
@@ -69,22 +122,31 @@ func (st *store) guestWant(id string) (bool, string) {
 	return true, path
 }
 
-// reconcileGuest makes the drive's guest device match the simulated state.
-// Reading the state under the guest lock (lock order: guest, then store)
-// means the last reconcile of a drive always sees its latest state,
-// whatever order callers ran in.
+// reconcileGuest makes the drive's devices in every guest match the
+// simulated state.
 func (st *store) reconcileGuest(id string) {
 	if st.vm != nil {
 		st.reconcileVM(id)
-		return
 	}
-	g := st.guest
-	if g == nil {
-		return
+	for _, g := range st.guests {
+		g.reconcile(st, id)
 	}
+}
+
+// hasGuest: the server's drives become devices somewhere (a loop-device
+// guest or the QEMU guest).
+func (st *store) hasGuest(server string) bool {
+	return st.guests[server] != nil || (st.vm != nil && server == st.localServer)
+}
+
+// reconcile makes the drive's device in this guest match the simulated
+// state. Reading the state under the guest lock (lock order: guest, then
+// store) means the last reconcile of a drive always sees its latest state,
+// whatever order callers ran in.
+func (g *guest) reconcile(st *store, id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	want, path := st.guestWant(id)
+	want, path := st.guestWant(g.server, id)
 	_, have := g.devs[id]
 	var err error
 	switch {

@@ -153,3 +153,85 @@ func TestGuestDeviceAppearsLate(t *testing.T) {
 		t.Fatal("device appeared before the GuestAppear delay")
 	}
 }
+
+// Two loop-device guests on one machine: a drive moved from one server to
+// the other leaves the first guest's devices and appears in the second's,
+// with the data written through the first; a stopped server keeps its
+// devices until its drive is taken off it.
+func TestGuestServers(t *testing.T) {
+	other, otherDir := uuid.NewString(), t.TempDir()
+	e, local, dir := newGuestEnv(t, func(c *Config) { c.GuestServers = map[string]string{other: otherDir} })
+	if s, ok := e.sim.Server(other); !ok || s.Status != "running" {
+		t.Fatalf("guest server %s: %+v, %v; want it created running", other, s, ok)
+	}
+	id := e.createDrive("moving", gib, nil)
+	e.attach(other, id, "0:0")
+	dev := e.sim.GuestDevicesOf(other)[id]
+	if dev == "" || len(e.sim.GuestDevices()) != 0 {
+		t.Fatalf("after attaching to the guest server: its devices %v, the local server's %v", e.sim.GuestDevicesOf(other), e.sim.GuestDevices())
+	}
+	if target, err := os.Readlink(filepath.Join(otherDir, virtio.ByIDName(id))); err != nil || target != dev {
+		t.Fatalf("link in %s -> %q (%v), want %s", otherDir, target, err, dev)
+	}
+	msg := []byte("written on the other server")
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(msg, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if err := e.sim.SetServerStatus(other, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	if e.sim.GuestDevicesOf(other)[id] == "" {
+		t.Fatal("a stopped server's device went before its drive left the server")
+	}
+	e.detach(other, id)
+	e.waitStatus(id, "unmounted")
+	waitFor(t, "device gone from the stopped server", func() bool { return len(e.sim.GuestDevicesOf(other)) == 0 })
+	e.attach(local, id, "0:0")
+	got := e.sim.GuestDevices()[id]
+	if got == "" {
+		t.Fatal("no device on the local server after the move")
+	}
+	if data := readAt(t, got, 4096, len(msg)); !bytes.Equal(data, msg) {
+		t.Fatalf("the local server reads %q", data)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, virtio.ByIDName(id))); err != nil {
+		t.Fatalf("no link in the local server's directory: %v", err)
+	}
+}
+
+func TestGuestServersRefused(t *testing.T) {
+	testenv.RequireRoot(t, "guest devices are loop devices")
+	local, dir := uuid.NewString(), t.TempDir()
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"not a UUID", Config{GuestServers: map[string]string{"node-a": dir}}, "not a UUID"},
+		{"the local server", Config{LocalServer: local, GuestServers: map[string]string{local: dir}}, "--guest-devices"},
+		{"no directory", Config{GuestServers: map[string]string{local: ""}}, "no devices directory"},
+		{"shared directory", Config{LocalServer: local, GuestDevicesDir: dir, GuestServers: map[string]string{uuid.NewString(): dir}}, "share"},
+		{"devices without a local server", Config{GuestDevicesDir: dir}, "--local-server"},
+	} {
+		c.cfg.Username, c.cfg.Password = "u", "p"
+		s, err := New(c.cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+	assertNoLoops(t, dir)
+}

@@ -14,9 +14,11 @@ package cloudsim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,7 +51,12 @@ type Config struct {
 	GuestDevicesDir string
 	// QEMU, if set, makes the LocalServer a real Linux guest instead
 	// (QEMUGuest); it excludes GuestDevicesDir.
-	QEMU         *QEMUGuest
+	QEMU *QEMUGuest
+	// GuestServers are more running servers created at startup, server
+	// UUID -> directory, each with its attached drives emulated like the
+	// LocalServer's with GuestDevicesDir: more nodes on this machine, so a
+	// volume can move between them.
+	GuestServers map[string]string
 	DataDir      string // backing files; "" = temp dir removed on Close
 	Delays       Delays
 	Capabilities *Capabilities // nil = DefaultCapabilities()
@@ -77,7 +84,7 @@ const (
 type Sim struct {
 	st         *store
 	api        *api
-	guest      *guest
+	guests     map[string]*guest // server UUID -> loop-device guest
 	vm         *vmGuest
 	ownDataDir bool
 	faults     faultSet
@@ -129,13 +136,9 @@ func New(cfg Config) (*Sim, error) {
 			return nil, fmt.Errorf("local server %q is not a UUID", cfg.LocalServer)
 		}
 	}
-	if cfg.GuestDevicesDir != "" {
-		g, err := newGuest(cfg.GuestDevicesDir)
-		if err != nil {
-			s.removeDataDir(dataDir)
-			return nil, err
-		}
-		s.guest = g
+	if err := s.startGuests(cfg); err != nil {
+		s.removeDataDir(dataDir)
+		return nil, err
 	}
 	if cfg.QEMU != nil {
 		vm, err := newVMGuest(*cfg.QEMU, cfg.LocalServer)
@@ -146,10 +149,13 @@ func New(cfg Config) (*Sim, error) {
 		s.vm = vm
 	}
 	owner := uuid.NewSHA1(uuid.NameSpaceURL, []byte("cloudsigma-sim:"+cfg.Username)).String()
-	s.st = newStore(dataDir, owner, caps, cfg, s.guest, s.vm)
+	s.st = newStore(dataDir, owner, caps, cfg, s.guests, s.vm)
 	s.api = newAPI(s.st, cfg)
 	if cfg.LocalServer != "" {
 		s.st.addServer(cfg.LocalServer, "local-server", true)
+	}
+	for _, id := range slices.Sorted(maps.Keys(cfg.GuestServers)) {
+		s.st.addServer(id, "guest-server-"+id[:8], true)
 	}
 	if s.vm != nil {
 		// The local server runs: its guest boots now. Where QEMU cannot
@@ -171,8 +177,8 @@ func (s *Sim) Close() error {
 		return nil
 	}
 	var errs []error
-	if s.guest != nil {
-		errs = append(errs, s.guest.closeAll())
+	for _, g := range s.guests {
+		errs = append(errs, g.closeAll())
 	}
 	if s.vm != nil {
 		errs = append(errs, s.vm.close())

@@ -113,19 +113,27 @@ func (s *Sim) GuestDevices() map[string]string {
 			return vm.Disks()
 		}
 	}
-	if s.guest == nil {
+	return s.GuestDevicesOf(s.st.localServer)
+}
+
+// GuestDevicesOf maps drive UUID -> loop device in a loop-device guest's
+// server (the LocalServer's or one of Config.GuestServers).
+func (s *Sim) GuestDevicesOf(server string) map[string]string {
+	g := s.guests[server]
+	if g == nil {
 		return map[string]string{}
 	}
-	return s.guest.devices()
+	return g.devices()
 }
 
 // GuestLink is the path of a drive's by-id style link ("" without guest
 // emulation).
 func (s *Sim) GuestLink(driveUUID string) string {
-	if s.guest == nil {
+	g := s.guests[s.st.localServer]
+	if g == nil {
 		return ""
 	}
-	return filepath.Join(s.guest.dir, virtio.ByIDName(driveUUID))
+	return filepath.Join(g.dir, virtio.ByIDName(driveUUID))
 }
 
 // DataDir is the directory holding the backing files.

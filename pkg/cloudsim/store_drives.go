@@ -334,8 +334,8 @@ func (st *store) startResizeLocked(d *drive, size int64) *apiError {
 		if !st.settle(id, stResizing) {
 			return
 		}
-		if st.guest != nil {
-			st.guest.refresh(id)
+		for _, g := range st.guests {
+			g.refresh(id)
 		}
 		if st.vm != nil {
 			st.refreshVM(id)

@@ -164,7 +164,7 @@ func (st *store) applyDrivesLocked(v *server, want []srvDrive) []func() {
 		if !slices.Contains(d.mountedOn, v.uuid) {
 			d.mountedOn = append(d.mountedOn, v.uuid)
 		}
-		if (st.guest == nil && st.vm == nil) || v.uuid != st.localServer {
+		if !st.hasGuest(v.uuid) {
 			continue
 		}
 		id := e.drive

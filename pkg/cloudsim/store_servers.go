@@ -302,7 +302,7 @@ func (st *store) deleteServerLocked(id, recurse string) ([]func(), *apiError) {
 			continue
 		}
 		d.mountedOn = slices.DeleteFunc(d.mountedOn, func(x string) bool { return x == id })
-		if id == st.localServer && (st.guest != nil || st.vm != nil) {
+		if st.hasGuest(id) {
 			posts = append(posts, func() { st.reconcileGuest(did) })
 		}
 		if recurse == "all_drives" || (recurse == "disks" && d.media == "disk") || (recurse == "cdroms" && d.media == "cdrom") {

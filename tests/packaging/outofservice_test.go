@@ -53,7 +53,7 @@ func TestHelmTemplateOutOfServiceTaintEnabled(t *testing.T) {
 	checkBundle(t, on, expect{})
 
 	driverOn, driverOff := controllerDriver(t, on), controllerDriver(t, off)
-	requireArgs(t, "enabled", driverOn, "--out-of-service-taint", "--out-of-service-after=10m")
+	requireArgs(t, "enabled", driverOn, "--out-of-service-taint", "--out-of-service-after=10m", "--out-of-service-interval=30s")
 	rest := slices.DeleteFunc(slices.Clone(driverOn.Args), func(a string) bool { return strings.HasPrefix(a, "--out-of-service-") })
 	if !slices.Equal(rest, driverOff.Args) {
 		t.Errorf("enabling changed other driver args:\non:  %v\noff: %v", driverOn.Args, driverOff.Args)
