@@ -21,9 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -43,25 +40,30 @@ const (
 	simPassword = "e2e-password"
 	serverUUID  = "6c1d3f0e-2a4b-4c8d-9e0f-1a2b3c4d5e6f" // the simulated CloudSigma server this machine is
 	nodeName    = "e2e-node"
+	// The second node, for failover: another server on this machine.
+	otherServer = "9f2e4d1c-3b5a-4e7f-8a9b-0c1d2e3f4a5b"
+	otherNode   = "e2e-node-b"
 	ns          = "default"
 	sysNS       = "kube-system"
 )
 
 type env struct {
-	t                  *testing.T
-	repo, work         string
-	devDir, dataDir    string
-	procs              *procs
-	cluster            *cluster
-	kube               kubernetes.Interface
-	dyn                dynamic.Interface
-	apply              *applier
-	cloud              *cloudsigma.Client
-	node               csi.NodeClient
-	topology           map[string]string // from NodeGetInfo
-	ctrlSock, nodeSock string
-	step               int
-	began              time.Time
+	t          *testing.T
+	repo, work string
+	dataDir    string
+	procs      *procs
+	cluster    *cluster
+	kube       kubernetes.Interface
+	dyn        dynamic.Interface
+	apply      *applier
+	cloud      *cloudsigma.Client
+	// home is the node every volume uses but the failover's; other is the
+	// node that volume starts on, whose server is then stopped.
+	home, other *kubeNode
+	ctrlSock    string
+	apiURL      string // the simulator's
+	step        int
+	began       time.Time
 }
 
 func (e *env) bin(name string) string {
@@ -100,11 +102,14 @@ func TestE2E(t *testing.T) {
 	e.run("apply snapshot CRDs and snapshot-controller RBAC", time.Minute, e.applyCRDs)
 	e.run("helm template | server-side dry-run apply", 2*time.Minute, e.helmDryRun)
 	e.run("kubectl apply -k deploy/kubernetes --dry-run=client/server", 2*time.Minute, e.kustomizeDryRun)
-	e.run("apply deploy/kubernetes (CSIDriver, RBAC, classes)", time.Minute, e.applyDeploy)
+	e.run("apply deploy/kubernetes, the chart's out-of-service RBAC", time.Minute, e.applyDeploy)
 	e.run("start simulator, driver (controller, node)", time.Minute, e.startDriver)
 	e.run("start sidecars with their service accounts' tokens", time.Minute, e.startSidecars)
-	e.run("register the node (Node, CSINode) as kubelet would", time.Minute, e.registerNode)
+	e.run("register the node (Node, CSINode) as kubelet would", time.Minute, func(ctx context.Context) (string, error) {
+		return e.register(ctx, e.home, false)
+	})
 	e.lifeCycle()
+	e.failover()
 	e.run("sidecar logs: no request denied by RBAC", time.Minute, e.checkDenials)
 	fmt.Printf("e2e: %d steps in %s\n", e.step, time.Since(e.began).Round(time.Second))
 }
@@ -118,12 +123,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, repo: repo, work: work, devDir: filepath.Join(work, "by-id"), dataDir: filepath.Join(work, "drives"),
+	e := &env{t: t, repo: repo, work: work, dataDir: filepath.Join(work, "drives"),
 		procs: &procs{work: work}, began: time.Now()}
-	for _, dir := range []string{e.devDir, e.dataDir} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(e.dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if e.home, err = e.newNode(nodeName, serverUUID); err != nil {
+		t.Fatal(err)
+	}
+	if e.other, err = e.newNode(otherNode, otherServer); err != nil {
+		t.Fatal(err)
 	}
 	for _, p := range []*string{binDir, driverBin, simBin} {
 		if *p, err = filepath.Abs(*p); err != nil {
@@ -166,9 +175,11 @@ func (e *env) startControlPlane(ctx context.Context) (string, error) {
 func (e *env) startDriver(ctx context.Context) (string, error) {
 	port := freePort(e.t)
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d/api/2.0/", port)
+	e.apiURL = apiURL
 	creds := []string{"CLOUDSIGMA_USERNAME=" + simUser, "CLOUDSIGMA_PASSWORD=" + simPassword}
 	if _, err := e.procs.start("cloudsigma-sim", *simBin, creds, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--local-server", serverUUID, "--guest-devices", e.devDir, "--data-dir", e.dataDir); err != nil {
+		"--local-server", e.home.server, "--guest-devices", e.home.devDir,
+		"--guest-server", e.other.server+"="+e.other.devDir, "--data-dir", e.dataDir); err != nil {
 		return "", err
 	}
 	var err error
@@ -182,26 +193,28 @@ func (e *env) startDriver(ctx context.Context) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	e.ctrlSock, e.nodeSock = filepath.Join(e.work, "controller.sock"), filepath.Join(e.work, "node.sock")
-	common := []string{"--api-url", apiURL, "--allow-insecure-http", "--cluster-id", "e2e", "-v", "4"}
-	if _, err := e.procs.start("driver-controller", *driverBin, creds, append([]string{
-		"--endpoint", "unix://" + e.ctrlSock, "--mode", "controller"}, common...)...); err != nil {
-		return "", err
-	}
-	if _, err := e.procs.start("driver-node", *driverBin, creds, append([]string{
-		"--endpoint", "unix://" + e.nodeSock, "--mode", "node", "--node-id", serverUUID, "--by-id-dir", e.devDir}, common...)...); err != nil {
-		return "", err
-	}
-	for _, sock := range []string{e.ctrlSock, e.nodeSock} {
-		if err := e.eventually(ctx, "driver socket "+sock, func(context.Context) error { _, err := os.Stat(sock); return err }); err != nil {
-			return "", err
-		}
-	}
-	conn, err := grpc.NewClient("unix://"+e.nodeSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	e.ctrlSock = filepath.Join(e.work, "controller.sock")
+	kc, err := e.saKubeconfig(ctx, sysNS, "cloudsigma-csi-controller")
 	if err != nil {
 		return "", err
 	}
-	e.node = csi.NewNodeClient(conn)
+	// The out-of-service reconciler is on, with the chart's RBAC for it
+	// (applyOutOfServiceRBAC), and short times so that failover runs in
+	// seconds.
+	if _, err := e.procs.start("driver-controller", *driverBin, creds,
+		"--endpoint", "unix://"+e.ctrlSock, "--mode", "controller", "--api-url", apiURL, "--allow-insecure-http",
+		"--cluster-id", "e2e", "-v", "4", "--out-of-service-taint", "--out-of-service-after=3s",
+		"--out-of-service-interval=1s", "--kubeconfig", kc); err != nil {
+		return "", err
+	}
+	if err := e.eventually(ctx, "driver socket "+e.ctrlSock, func(context.Context) error { _, err := os.Stat(e.ctrlSock); return err }); err != nil {
+		return "", err
+	}
+	for _, n := range []*kubeNode{e.home, e.other} {
+		if err := e.startPlugin(ctx, n, apiURL, creds); err != nil {
+			return "", err
+		}
+	}
 	return "simulator " + apiURL, nil
 }
 
@@ -251,8 +264,9 @@ func (e *env) startSidecars(ctx context.Context) (string, error) {
 }
 
 // sidecars are the processes that talk to the API server as our
-// service account (and snapshot-controller as its own).
-var sidecars = []string{"csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter", "snapshot-controller"}
+// service account (and snapshot-controller as its own), with the driver's
+// controller and its out-of-service reconciler.
+var sidecars = []string{"csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter", "snapshot-controller", "driver-controller"}
 
 // denials reads the sidecars' logs for requests the API server refused: a
 // rule missing from our RBAC, whether the sidecar gives up on it or only

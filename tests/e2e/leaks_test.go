@@ -105,14 +105,17 @@ func (e *env) leaks() []string {
 			leaks = append(leaks, "loop device "+strings.TrimSpace(line))
 		}
 	}
-	links, _ := os.ReadDir(e.devDir)
-	for _, l := range links {
-		// The simulator's declaration of its emulated guest, not a device:
-		// it stays while the simulator runs and goes when it closes.
-		if l.Name() == virtio.EmulatedGuestMarker {
-			continue
+	for _, n := range []*kubeNode{e.home, e.other} {
+		links, _ := os.ReadDir(n.devDir)
+		for _, l := range links {
+			// The simulator's declaration of its emulated guest, not a
+			// device: it stays while the simulator runs and goes when it
+			// closes.
+			if l.Name() == virtio.EmulatedGuestMarker {
+				continue
+			}
+			leaks = append(leaks, "device link "+filepath.Join(n.devDir, l.Name()))
 		}
-		leaks = append(leaks, "device link "+l.Name())
 	}
 	return leaks
 }

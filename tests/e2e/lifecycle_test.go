@@ -44,7 +44,7 @@ func (e *env) lifeCycle() {
 		return describe(pvA), err
 	})
 	e.run("VolumeAttachment a -> attached, drive on the server", step, func(ctx context.Context) (string, error) {
-		va, err := e.attach(ctx, pvA)
+		va, err := e.attach(ctx, e.home, pvA)
 		if err != nil {
 			return "", err
 		}
@@ -53,7 +53,7 @@ func (e *env) lifeCycle() {
 	})
 	e.run("NodeStage + NodePublish a (mkfs, mount), write a file", step, func(ctx context.Context) (string, error) {
 		var err error
-		if mA, err = e.stageAndPublish(ctx, pvA, mA.va, "pod-a"); err != nil {
+		if mA, err = e.stageAndPublish(ctx, e.home, pvA, mA.va, "pod-a"); err != nil {
 			return "", err
 		}
 		return "sha256 " + sum(payload), fscheck.WriteSynced(filepath.Join(mA.target, "data.bin"), payload)
@@ -98,14 +98,14 @@ func (e *env) lifeCycle() {
 		return e.expandOffline(ctx, pvA, "2Gi")
 	})
 	e.run("attach, stage, NodeExpandVolume a -> filesystem grew", step, func(ctx context.Context) (string, error) {
-		va, err := e.attach(ctx, pvA)
+		va, err := e.attach(ctx, e.home, pvA)
 		if err != nil {
 			return "", err
 		}
 		if pvA, err = e.kube.CoreV1().PersistentVolumes().Get(ctx, pvA.Name, getOpts); err != nil {
 			return "", err
 		}
-		if mA, err = e.stageAndPublish(ctx, pvA, va, "pod-a2"); err != nil {
+		if mA, err = e.stageAndPublish(ctx, e.home, pvA, va, "pod-a2"); err != nil {
 			return "", err
 		}
 		return e.nodeExpand(ctx, mA, "pvc-a", payload)
@@ -160,7 +160,7 @@ func (e *env) sharedBlock() {
 		return describe(pvS) + ", Block RWX, allow_multimount", nil
 	})
 	e.run("VolumeAttachment shared -> attached, drive on the server", step, func(ctx context.Context) (string, error) {
-		va, err := e.attach(ctx, pvS)
+		va, err := e.attach(ctx, e.home, pvS)
 		if err != nil {
 			return "", err
 		}
@@ -173,7 +173,7 @@ func (e *env) sharedBlock() {
 			return "", fmt.Errorf("capability from PV %s: %v, want block MULTI_NODE_MULTI_WRITER", pvS.Name, vc)
 		}
 		var err error
-		if mS, err = e.stageAndPublish(ctx, pvS, mS.va, string(uuid.NewUUID())); err != nil {
+		if mS, err = e.stageAndPublish(ctx, e.home, pvS, mS.va, string(uuid.NewUUID())); err != nil {
 			return "", err
 		}
 		dev, file, err := e.blockDevice(mS)
@@ -224,11 +224,11 @@ func (e *env) provisionAndRead(ctx context.Context, name, size string, src *core
 	if err != nil {
 		return nil, nil, err
 	}
-	va, err := e.attach(ctx, pv)
+	va, err := e.attach(ctx, e.home, pv)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := e.stageAndPublish(ctx, pv, va, pod)
+	m, err := e.stageAndPublish(ctx, e.home, pv, va, pod)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,7 +292,7 @@ func (e *env) expandOffline(ctx context.Context, pv *corev1.PersistentVolume, si
 // the grown drive and still hold the file.
 func (e *env) nodeExpand(ctx context.Context, m *mounted, pvc string, payload []byte) (string, error) {
 	want := m.pv.Spec.Capacity[corev1.ResourceStorage]
-	resp, err := e.node.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: m.pv.Spec.CSI.VolumeHandle,
+	resp, err := m.node.csi.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: m.pv.Spec.CSI.VolumeHandle,
 		VolumePath: m.target, StagingTargetPath: m.staging, VolumeCapability: capability(m.pv),
 		CapacityRange: &csi.CapacityRange{RequiredBytes: want.Value()}})
 	if err != nil {

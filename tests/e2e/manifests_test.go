@@ -76,10 +76,23 @@ func (e *env) applyCRDs(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d objects", n), nil
 }
 
-// applyDeploy applies our own objects, as users do.
+// applyDeploy applies our own objects, as users do, and the chart's RBAC
+// for the out-of-service reconciler (deploy/kubernetes leaves it off; the
+// chart's controller ServiceAccount is the same one), which the failover
+// step needs and which must be enough for it.
 func (e *env) applyDeploy(ctx context.Context) (string, error) {
 	n, err := e.applyFiles(ctx, deployFiles...)
-	return fmt.Sprintf("%d objects", n), err
+	if err != nil {
+		return "", err
+	}
+	out, err := runTool(ctx, "helm", "template", "cloudsigma-csi", filepath.Join(e.repo, "charts", "cloudsigma-csi"),
+		"--namespace", sysNS, "--set", "controller.outOfServiceTaint.enabled=true",
+		"--show-only", "templates/rbac-out-of-service.yaml")
+	if err != nil {
+		return "", err
+	}
+	m, err := e.apply.objects(ctx, out, false)
+	return fmt.Sprintf("%d objects, and the chart's %d out-of-service RBAC objects", n, m), err
 }
 
 // The dry runs come before applyDeploy: against objects of the same names

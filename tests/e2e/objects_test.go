@@ -32,14 +32,14 @@ var (
 
 // createPVC makes a ReadWriteOnce filesystem claim on our StorageClass.
 func (e *env) createPVC(ctx context.Context, name, size string, source *corev1.TypedLocalObjectReference) error {
-	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newPVC(name, size, source), metav1.CreateOptions{})
+	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newPVC(name, size, source, e.home), metav1.CreateOptions{})
 	return err
 }
 
 // createSharedPVC makes a ReadWriteMany claim of the given volume mode on
 // our StorageClass.
 func (e *env) createSharedPVC(ctx context.Context, name, size string, mode corev1.PersistentVolumeMode) error {
-	pvc := newPVC(name, size, nil)
+	pvc := newPVC(name, size, nil, e.home)
 	pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 	pvc.Spec.VolumeMode = &mode
 	_, err := e.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{})
@@ -48,12 +48,12 @@ func (e *env) createSharedPVC(ctx context.Context, name, size string, mode corev
 
 // newPVC is a ReadWriteOnce claim on our StorageClass (volume mode left to
 // the API server's default, Filesystem). The class binds on first consumer,
-// so the claim carries the node the scheduler would have picked.
-func newPVC(name, size string, source *corev1.TypedLocalObjectReference) *corev1.PersistentVolumeClaim {
+// so the claim carries the node the scheduler would have picked: n.
+func newPVC(name, size string, source *corev1.TypedLocalObjectReference, n *kubeNode) *corev1.PersistentVolumeClaim {
 	sc := storageClass
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-			Annotations: map[string]string{"volume.kubernetes.io/selected-node": nodeName}},
+			Annotations: map[string]string{"volume.kubernetes.io/selected-node": n.name}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: &sc,
@@ -101,7 +101,7 @@ func (e *env) waitBound(ctx context.Context, name string) (*corev1.PersistentVol
 
 // checkTopology: the PV may only be used in the node's location.
 func (e *env) checkTopology(pv *corev1.PersistentVolume) error {
-	want := e.topology[params.TopologyKey]
+	want := e.home.topology[params.TopologyKey]
 	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
 		return fmt.Errorf("PV %s has no node affinity", pv.Name)
 	}
@@ -115,13 +115,14 @@ func (e *env) checkTopology(pv *corev1.PersistentVolume) error {
 	return fmt.Errorf("PV %s node affinity %+v, want %s in [%s]", pv.Name, pv.Spec.NodeAffinity.Required, params.TopologyKey, want)
 }
 
-// attach creates the VolumeAttachment the attach/detach controller would,
-// named as it names them, and waits for the attacher to report it attached.
-func (e *env) attach(ctx context.Context, pv *corev1.PersistentVolume) (*storagev1.VolumeAttachment, error) {
-	name := fmt.Sprintf("csi-%x", sha256.Sum256([]byte(pv.Spec.CSI.VolumeHandle+params.DriverName+nodeName)))
+// attach creates the VolumeAttachment the attach/detach controller would
+// for node n, named as it names them, and waits for the attacher to report
+// it attached.
+func (e *env) attach(ctx context.Context, n *kubeNode, pv *corev1.PersistentVolume) (*storagev1.VolumeAttachment, error) {
+	name := fmt.Sprintf("csi-%x", sha256.Sum256([]byte(pv.Spec.CSI.VolumeHandle+params.DriverName+n.name)))
 	pvName := pv.Name
 	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: storagev1.VolumeAttachmentSpec{Attacher: params.DriverName, NodeName: nodeName,
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: params.DriverName, NodeName: n.name,
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pvName}}}
 	if _, err := e.kube.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
 		return nil, err
@@ -142,12 +143,16 @@ func (e *env) attach(ctx context.Context, pv *corev1.PersistentVolume) (*storage
 	if got := va.Status.AttachmentMetadata[params.PublishDriveUUID]; got != pv.Spec.CSI.VolumeHandle {
 		return nil, fmt.Errorf("attachment metadata %v: drive %q, want %s", va.Status.AttachmentMetadata, got, pv.Spec.CSI.VolumeHandle)
 	}
-	return va, e.checkOnServer(ctx, pv.Spec.CSI.VolumeHandle, true)
+	return va, e.checkOnServer(ctx, n, pv.Spec.CSI.VolumeHandle, true)
 }
 
 // detach deletes the VolumeAttachment and waits for the attacher to detach
 // the drive and drop its finalizer.
 func (e *env) detach(ctx context.Context, va *storagev1.VolumeAttachment, handle string) error {
+	n, err := e.nodeNamed(va.Spec.NodeName)
+	if err != nil {
+		return err
+	}
 	if err := e.kube.StorageV1().VolumeAttachments().Delete(ctx, va.Name, metav1.DeleteOptions{}); err != nil {
 		return err
 	}
@@ -157,14 +162,14 @@ func (e *env) detach(ctx context.Context, va *storagev1.VolumeAttachment, handle
 	}); err != nil {
 		return err
 	}
-	return e.checkOnServer(ctx, handle, false)
+	return e.checkOnServer(ctx, n, handle, false)
 }
 
 // checkOnServer asserts the simulator's view: the drive is (or is not) in
-// the server's drives, and its guest device link is there (or not).
-func (e *env) checkOnServer(ctx context.Context, handle string, want bool) error {
-	return e.eventually(ctx, "drive "+handle+" on the server", func(ctx context.Context) error {
-		s, err := e.cloud.GetServer(ctx, serverUUID)
+// the drives of n's server, and its guest device link is there (or not).
+func (e *env) checkOnServer(ctx context.Context, n *kubeNode, handle string, want bool) error {
+	return e.eventually(ctx, "drive "+handle+" on server "+n.server, func(ctx context.Context) error {
+		s, err := e.cloud.GetServer(ctx, n.server)
 		if err != nil {
 			return err
 		}
@@ -172,7 +177,7 @@ func (e *env) checkOnServer(ctx context.Context, handle string, want bool) error
 		for _, d := range s.Drives {
 			on = on || d.Drive.UUID == handle
 		}
-		_, linkErr := statLink(e.devDir, handle)
+		_, linkErr := statLink(n.devDir, handle)
 		if on != want || (linkErr == nil) != want {
 			return fmt.Errorf("in the server's drives: %v, guest device link: %v; want %v", on, linkErr == nil, want)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,6 +90,16 @@ func (pr *proc) stop(grace time.Duration) {
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
 		<-pr.done
 	}
+}
+
+// kill ends one process at once, as a power cut would, and forgets it:
+// check no longer reports it.
+func (p *procs) kill(pr *proc) {
+	if gone, _ := pr.exited(); !gone {
+		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+		<-pr.done
+	}
+	p.list = slices.DeleteFunc(p.list, func(x *proc) bool { return x == pr })
 }
 
 func (p *procs) stopAll() {
