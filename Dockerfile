@@ -20,7 +20,7 @@
 # The builder's tag follows the go directive of go.mod.
 ARG GO_IMAGE=golang:1.26.8-bookworm@sha256:a688600ca24f8a4d3ca77f95b0dd40704a9fc787c826660eb7ba0b641b8b175d
 ARG CONTROLLER_BASE=gcr.io/distroless/static-debian12:nonroot@sha256:d093aa3e30dbadd3efe1310db061a14da60299baff8450a17fe0ccc514a16639
-ARG NODE_BASE=debian:12.11-slim@sha256:b1a741487078b369e78119849663d7f1a5341ef2768798f7b7406c4240f86aef
+ARG NODE_BASE=debian:12.13-slim@sha256:67b30a61dc87758f0caf819646104f29ecbda97d920aaf5edc834128ac8493d3
 
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
@@ -51,7 +51,10 @@ FROM ${NODE_BASE} AS node
 #   util-linux  blkid, findmnt, blockdev, fsck
 #   mount       mount, umount, losetup (a separate package in bookworm)
 #   udev        udevadm settle/trigger after hot-plug, to wait for by-id links
+# The upgrade brings the base's packages to the security fixes published
+# since its point release, as the packages installed here already are.
 RUN apt-get update \
+ && apt-get upgrade -y \
  && apt-get install -y --no-install-recommends \
       e2fsprogs xfsprogs util-linux mount udev \
  && rm -rf /var/lib/apt/lists/*

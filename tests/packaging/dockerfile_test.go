@@ -115,6 +115,9 @@ func TestDockerfileImages(t *testing.T) {
 			install = l
 		}
 	}
+	if !strings.Contains(install, "apt-get upgrade -y") {
+		t.Errorf("the node stage does not upgrade the base's packages: %q", install)
+	}
 	fields := strings.Fields(install)
 	i := slices.Index(fields, "--no-install-recommends")
 	if i < 0 {

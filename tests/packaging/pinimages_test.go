@@ -101,7 +101,7 @@ func TestPinImages(t *testing.T) {
 	for _, want := range []string{
 		"ARG GO_IMAGE=golang:1.26.8-bookworm@" + reg.digest("library/golang", "1.26.8-bookworm"),
 		"ARG CONTROLLER_BASE=gcr.io/distroless/static-debian12:nonroot@" + reg.digest("distroless/static-debian12", "nonroot"),
-		"ARG NODE_BASE=debian:12.11-slim@" + reg.digest("library/debian", "12.11-slim"),
+		"ARG NODE_BASE=debian:12.13-slim@" + reg.digest("library/debian", "12.13-slim"),
 	} {
 		if !strings.Contains(docker, want) {
 			t.Errorf("Dockerfile lacks %q", want)
@@ -133,7 +133,7 @@ func TestPinImages(t *testing.T) {
 	reg.gen++
 	reg.mu.Unlock()
 	out, err := pin("--check")
-	if err == nil || !strings.Contains(out, "Dockerfile NODE_BASE (debian:12.11-slim)") || !strings.Contains(out, "chart images.attacher") {
+	if err == nil || !strings.Contains(out, "Dockerfile NODE_BASE (debian:12.13-slim)") || !strings.Contains(out, "chart images.attacher") {
 		t.Errorf("--check after every tag moved: %v, want exit 1 naming the stale pins\n%s", err, out)
 	}
 	if got := string(readFile(t, filepath.Join(root, "Dockerfile"))); got != docker {
