@@ -153,26 +153,38 @@ func unpluggedUnderMount(ctx context.Context, t *testing.T, e *env, a string) {
 }
 
 // checkLinks: every by-id link in the guest names the serial of the disk
-// it points to.
+// it points to. Each time, it first proves its detector on a link of the
+// kind the node once wrote (absolute, to a disk that is gone).
 func checkLinks(ctx context.Context, t *testing.T, e *env, server string) {
 	t.Helper()
-	bad := e.sh(ctx, t, server, `for l in /dev/disk/by-id/*; do
-	[ -L "$l" ] || continue
-	d=$(readlink -f "$l"); s=$(cat "/sys/block/${d##*/}/serial" 2>/dev/null)
-	[ "virtio-$s" = "${l##*/}" ] || echo "$l -> $d (serial '$s')"
-done`)
-	if bad != "" {
+	fake := "/dev/disk/by-id/virtio-control-0000000"
+	e.sh(ctx, t, server, `mkdir -p /dev/disk/by-id && ln -sfn /dev/vdz "$1"`, fake)
+	caught := staleLinks(ctx, t, e, server)
+	e.sh(ctx, t, server, `rm -f "$1"`, fake)
+	if !strings.Contains(caught, fake) {
+		t.Fatalf("the stale-link check missed a dangling link (%q)", caught)
+	}
+	if bad := staleLinks(ctx, t, e, server); bad != "" {
 		t.Errorf("stale by-id links in the guest:\n%s", bad)
 	}
 }
 
-// crashMidWrite: guest A is killed (SIGKILL of QEMU) while writing, its
-// server shows stopped, and the volume moves to B (the controller takes a
-// drive from a stopped server): the file system is clean (e2fsck -fn after
-// B's mount replayed the journal) and every byte synced before the kill is
-// there.
-func crashMidWrite(ctx context.Context, t *testing.T, e *env, a, b string) {
-	v := e.newVolume(ctx, t, "crash", gib, "ext4")
+func staleLinks(ctx context.Context, t *testing.T, e *env, server string) string {
+	t.Helper()
+	return e.sh(ctx, t, server, `for l in /dev/disk/by-id/*; do
+	[ -L "$l" ] || continue
+	d=$(readlink -f "$l"); s=$(cat "/sys/block/${d##*/}/serial" 2>/dev/null)
+	[ "virtio-$s" = "${l##*/}" ] || echo "$l -> $d (serial '$s')"
+done`)
+}
+
+// crashMidWrite: guest a is killed (SIGKILL of QEMU) while writing, its
+// server shows stopped, and the volume moves to b (the controller takes a
+// drive from a stopped server): the file system is clean (e2fsck -fn or
+// xfs_repair -n, after b's mount replayed the journal) and every byte
+// synced before the kill is there.
+func crashMidWrite(ctx context.Context, t *testing.T, e *env, fs, a, b string) {
+	v := e.newVolume(ctx, t, "crash-"+fs, gib, fs)
 	v.up(ctx, t, a)
 	want := e.writeFile(ctx, t, a, v.target+"/synced", 16)
 	e.sh(ctx, t, a, `setsid dd if=/dev/urandom of="$1" bs=64k count=8000 </dev/null >/dev/null 2>&1 &`, v.target+"/unsynced")
@@ -184,19 +196,23 @@ func crashMidWrite(ctx context.Context, t *testing.T, e *env, a, b string) {
 		t.Fatal(err)
 	}
 	if srv, _ := e.Sim.Server(a); srv.Status != "stopped" {
-		t.Fatalf("after the crash server A is %s, want stopped", srv.Status)
+		t.Fatalf("after the crash server %s is %s, want stopped", a, srv.Status)
 	}
 	v.publish(ctx, t, b)
 	v.stage(ctx, t)
 	v.nodePublish(ctx, t)
 	if got := e.sum(ctx, t, b, v.target+"/synced", 0); got != want {
-		t.Fatalf("the file synced before the crash reads back as sha256 %s on B, want %s", got, want)
+		t.Fatalf("the file synced before the crash reads back as sha256 %s on %s, want %s", got, b, want)
 	}
 	v.nodeUnpublish(ctx, t)
 	v.unstage(ctx, t)
+	check := []string{"e2fsck", "-fn"}
+	if fs == "xfs" {
+		check = []string{"xfs_repair", "-n"}
+	}
 	dev := "/dev/disk/by-id/" + virtio.ByIDName(v.id)
-	if out, err := e.Sim.GuestRunOn(ctx, b, "e2fsck", "-fn", dev); err != nil {
-		t.Fatalf("e2fsck -fn on B after the crash: %v\n%s", err, out)
+	if out, err := e.Sim.GuestRunOn(ctx, b, append(check, dev)...); err != nil {
+		t.Fatalf("%s after the crash: %v\n%s", strings.Join(check, " "), err, out)
 	}
 	v.unpublish(ctx, t)
 }

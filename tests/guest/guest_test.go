@@ -54,8 +54,10 @@ func figure(t *testing.T, name string, d time.Duration, note string) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	begin := time.Now()
 	code := m.Run()
 	if len(figures.lines) > 0 {
+		figures.lines = append(figures.lines, fmt.Sprintf("  %-11s %-52s %9s  %s", "all", "the whole suite (every test above)", time.Since(begin).Round(time.Second), ""))
 		fmt.Println("=== guest figures ===")
 		fmt.Println(strings.Join(figures.lines, "\n"))
 	}

@@ -21,12 +21,14 @@ const serverB = "7c1e9a52-4d3b-4f6a-8e21-93b5c0d4a6f8"
 
 // TestScenarios runs the volume life cycles that need a real guest kernel,
 // on two guests (A, the local server, and B), data checked by sha256.
-// Subtests share the guests and run in order; the crash comes last, as it
-// kills A.
+// Subtests share the guests and run in order; the crashes come last.
 func TestScenarios(t *testing.T) {
 	begin := time.Now()
 	e := start(t, serverB)
 	a, b := e.Server, serverB
+	for _, id := range []string{a, b} {
+		identity(t, e, id) // each node plugin reads its own server context
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -38,7 +40,16 @@ func TestScenarios(t *testing.T) {
 	t.Run("eight volumes", func(t *testing.T) { eightVolumes(ctx, t, e, a) })
 	t.Run("no serial", func(t *testing.T) { noSerial(ctx, t, e, a) })
 	t.Run("unplugged under the mount", func(t *testing.T) { unpluggedUnderMount(ctx, t, e, a) })
-	t.Run("crash mid-write", func(t *testing.T) { crashMidWrite(ctx, t, e, a, b) })
+	t.Run("ext4 crash mid-write, A to B", func(t *testing.T) { crashMidWrite(ctx, t, e, "ext4", a, b) })
+	t.Run("xfs crash mid-write, B to A", func(t *testing.T) {
+		// A was killed above: start it again through the API.
+		e.power(ctx, t, "start")
+		e.waitStatus(t, "running")
+		if err := e.Sim.GuestReadyOf(ctx, a); err != nil {
+			t.Fatalf("A after start: %v", err)
+		}
+		crashMidWrite(ctx, t, e, "xfs", b, a)
+	})
 
 	if d := e.Sim.Drives(); len(d) != 0 && !t.Failed() {
 		t.Errorf("the scenarios left %d drives behind", len(d))
