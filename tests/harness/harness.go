@@ -41,6 +41,9 @@ type Options struct {
 	// QEMU makes the local server a real guest instead, with the node
 	// plugin inside it (cloudsim.QEMUGuest).
 	QEMU *cloudsim.QEMUGuest
+	// QEMUServers are more servers, each a QEMU guest with its own node
+	// plugin (cloudsim.Config.QEMUServers).
+	QEMUServers map[string]cloudsim.QEMUGuest
 	// Node, when set, is served next to the controller (mode all).
 	Node func(serverUUID string) (csi.NodeServer, error)
 	// NoController serves only identity (and Node).
@@ -91,7 +94,7 @@ func Start(t testing.TB, opts Options) *Env {
 	server := "5b4a69a3-8e78-4c45-a8ba-8b13f0895e23"
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
-		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, Delays: delays, Hotplug: opts.Hotplug,
+		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, QEMUServers: opts.QEMUServers, Delays: delays, Hotplug: opts.Hotplug,
 	})
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
