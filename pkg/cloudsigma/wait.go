@@ -15,6 +15,10 @@ type WaitOptions struct {
 	MinInterval, MaxInterval time.Duration
 }
 
+// FirstInterval is the pause before the first poll of a waiter that
+// already knows the current state.
+func (o WaitOptions) FirstInterval() time.Duration { return o.withDefaults().MinInterval }
+
 func (o WaitOptions) withDefaults() WaitOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
@@ -32,9 +36,15 @@ func (o WaitOptions) withDefaults() WaitOptions {
 // `unavailable`, or in a settled status that is not wanted, is a
 // *StatusError at once rather than a timeout.
 func (c *Client) WaitDrive(ctx context.Context, uuid string, opts WaitOptions, want ...string) (*Drive, error) {
+	return WaitDriveBy(ctx, c.GetDrive, uuid, opts, want...)
+}
+
+// WaitDriveBy is WaitDrive reading the drive with get (DriveReads.Get
+// shares the reads of concurrent waits).
+func WaitDriveBy(ctx context.Context, get func(context.Context, string) (*Drive, error), uuid string, opts WaitOptions, want ...string) (*Drive, error) {
 	var last *Drive
 	err := poll(ctx, opts, func(ctx context.Context) (bool, error) {
-		d, err := c.GetDrive(ctx, uuid)
+		d, err := get(ctx, uuid)
 		if err != nil {
 			return false, err
 		}

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/inflight"
@@ -132,6 +134,9 @@ func (c *Service) startVolume(ctx context.Context, name string, size int64, p vo
 		})
 		return err
 	})
+	if cloudsigma.IsValidation(err) {
+		c.forgetCapabilities() // the limits checked against may have changed
+	}
 	return d, cloudError(err, "creating drive")
 }
 
@@ -140,7 +145,7 @@ func (c *Service) startVolume(ctx context.Context, name string, size int64, p vo
 // meta and no tags, nor multimount) and grows clones that must be larger
 // than their source.
 func (c *Service) finishVolume(ctx context.Context, d *cloudsigma.Drive, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
-	d, err := c.waitReady(ctx, d.UUID)
+	d, err := c.settle(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -174,12 +179,31 @@ func (c *Service) finishVolume(ctx context.Context, d *cloudsigma.Drive, name st
 	return d, nil
 }
 
+// waitReady polls a drive until it settles; the polls of concurrent waits
+// share one list call (DriveReads).
 func (c *Service) waitReady(ctx context.Context, uuid string) (*cloudsigma.Drive, error) {
-	d, err := c.cloud.WaitDrive(ctx, uuid, c.wait, cloudsigma.DriveSettled...)
+	d, err := cloudsigma.WaitDriveBy(ctx, c.reads.Get, uuid, c.wait, cloudsigma.DriveSettled...)
 	if err != nil {
 		return nil, cloudError(err, "waiting for drive "+uuid)
 	}
 	return d, nil
+}
+
+// settle is waitReady for a drive just answered by the API (its create or
+// lookup): settled, the answer is used as is; in motion, the first read
+// comes a poll interval later, as one right away would find it unchanged.
+func (c *Service) settle(ctx context.Context, d *cloudsigma.Drive) (*cloudsigma.Drive, error) {
+	if slices.Contains(cloudsigma.DriveSettled, d.Status) {
+		return d, nil
+	}
+	t := time.NewTimer(c.wait.FirstInterval())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, cloudError(ctx.Err(), "waiting for drive "+d.UUID)
+	case <-t.C:
+	}
+	return c.waitReady(ctx, d.UUID)
 }
 
 // sourceSize checks a content source exists and is usable, and returns its

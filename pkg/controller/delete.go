@@ -57,7 +57,7 @@ func (c *Service) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest
 	// Deletion is asynchronous; wait until the drive is gone so a new
 	// volume with the same name is not mistaken for this one.
 	err = cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
-		_, err := c.cloud.GetDrive(ctx, id)
+		_, err := c.reads.Get(ctx, id) // shared with concurrent waits
 		if cloudsigma.IsNotFound(err) {
 			return true, nil
 		}

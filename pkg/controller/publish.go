@@ -140,7 +140,7 @@ func (c *Service) takeFromStopped(ctx context.Context, d *cloudsigma.Drive, node
 // servers (CloudSigma detaches asynchronously). A deleted drive is detached.
 func (c *Service) waitDetached(ctx context.Context, volID string, servers []string) error {
 	err := cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
-		d, err := c.cloud.GetDrive(ctx, volID)
+		d, err := c.reads.Get(ctx, volID) // shared with concurrent waits
 		if cloudsigma.IsNotFound(err) {
 			return true, nil
 		}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -37,16 +36,16 @@ type Service struct {
 	csi.UnimplementedControllerServer
 	cloud     Cloud
 	queue     *attach.Queue
+	reads     *cloudsigma.DriveReads // the polls of concurrent waits, shared
 	locks     inflight.Locks
 	clusterID string
 	location  string
 	wait      cloudsigma.WaitOptions
 
-	mu     sync.Mutex
-	caps   *cloudsigma.Capabilities
-	capsAt time.Time
-	tags   tagCache
-	tagMu  sync.Mutex // one lookup-or-create at a time: no duplicate tags
+	mu    sync.Mutex
+	caps  *cloudsigma.Capabilities
+	tags  tagCache
+	tagMu sync.Mutex // one lookup-or-create at a time: no duplicate tags
 }
 
 // New checks cfg and fills in the defaults.
@@ -67,7 +66,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{
-		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels),
+		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels), reads: cloudsigma.NewDriveReads(cfg.Cloud.ListDrives),
 		clusterID: cfg.ClusterID, location: cfg.Location, wait: cfg.Wait,
 	}, nil
 }
@@ -104,20 +103,28 @@ func (c *Service) ControllerGetCapabilities(context.Context, *csi.ControllerGetC
 	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-// capabilities are cached for a minute: they change rarely and CreateVolume
-// needs them every time.
+// capabilities are read once per process: they change rarely and
+// CreateVolume needs them every time. A create the API refuses as invalid
+// drops them (forgetCapabilities), so changed limits are read again.
 func (c *Service) capabilities(ctx context.Context) (*cloudsigma.Capabilities, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.caps != nil && time.Since(c.capsAt) < time.Minute {
+	if c.caps != nil {
 		return c.caps, nil
 	}
 	caps, err := c.cloud.GetCapabilities(ctx)
 	if err != nil {
 		return nil, cloudError(err, "reading capabilities")
 	}
-	c.caps, c.capsAt = caps, time.Now()
+	c.caps = caps
 	return caps, nil
+}
+
+// forgetCapabilities makes the next capabilities call read them again.
+func (c *Service) forgetCapabilities() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.caps = nil
 }
 
 func (c *Service) topology() []*csi.Topology {

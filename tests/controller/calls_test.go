@@ -71,3 +71,27 @@ func TestPublishMakesAtMostThreeAPICalls(t *testing.T) {
 		}
 	}
 }
+
+// The calls of CreateVolume and DeleteVolume, logged for the record (the
+// bench counts them under load): a create is the lookup by name, the
+// create, and one read per status poll once the capabilities and the
+// cluster tag are cached.
+func TestCreateDeleteCalls(t *testing.T) {
+	e := harness.Start(t, harness.Options{})
+	c := csi.NewControllerClient(e.Conn())
+	for _, name := range []string{"pvc-first", "pvc-second"} {
+		e.Sim.ResetCalls()
+		vol := create(t, c, name, gib, nil)
+		calls := apiCalls(e.Sim)
+		t.Logf("create %s: %d calls:\n%s", name, len(calls), strings.Join(calls, "\n"))
+		if name == "pvc-second" && (len(calls) < 2 || !strings.Contains(calls[0], "name=") || !strings.HasPrefix(calls[1], "POST /api/2.0/drives/")) {
+			t.Errorf("a warm create: want the lookup by name, then the create, then polls")
+		}
+		e.Sim.ResetCalls()
+		if _, err := c.DeleteVolume(ctxT(t), &csi.DeleteVolumeRequest{VolumeId: vol.GetVolumeId()}); err != nil {
+			t.Fatal(err)
+		}
+		calls = apiCalls(e.Sim)
+		t.Logf("delete: %d calls:\n%s", len(calls), strings.Join(calls, "\n"))
+	}
+}
