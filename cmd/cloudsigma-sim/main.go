@@ -85,6 +85,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&d.Detach, "detach-delay", 500*time.Millisecond, "time a drive removed from a server stays mounted")
 	fs.DurationVar(&d.ServerUpdate, "server-update-delay", 50*time.Millisecond, "time a server PUT/start/stop keeps the server busy (overlapping PUTs get 503)")
 	fs.DurationVar(&d.GuestAppear, "guest-appear-delay", 0, "extra time before an attached drive's guest device appears")
+	fs.DurationVar(&d.Call, "call-latency", 0, "added before every API answer (a network round trip)")
 	fs.BoolVar(&c.EnforceRateLimits, "enforce-rate-limits", false, "answer 429 beyond the documented 10000 calls/min (DELETE 1000/min)")
 	q := &o.qemu
 	fs.StringVar(&q.ImageDir, "guest-qemu", "", "make the local server a real Linux guest under QEMU, from this image directory (hack/guest-image.sh OUT_DIR); excludes --guest-devices")

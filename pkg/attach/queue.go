@@ -128,22 +128,39 @@ func (q *Queue) enqueue(server string, o *op) (startWriter bool) {
 	return true
 }
 
-// next takes the server's pending requests; none left ends its writer.
+// more reports whether requests wait for the server; none ends its writer.
+func (q *Queue) more(server string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending[server]) == 0 {
+		delete(q.running, server)
+		return false
+	}
+	return true
+}
+
+// next takes the server's pending requests.
 func (q *Queue) next(server string) []*op {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	batch := q.pending[server]
 	delete(q.pending, server)
-	if len(batch) == 0 {
-		delete(q.running, server)
-	}
 	return batch
 }
 
-// drain writes batches for one server until nothing is pending.
+// readTimeout bounds a server read made before its batch is taken.
+const readTimeout = 30 * time.Second
+
+// drain writes batches for one server until nothing is pending. The server
+// is read before the batch is taken: requests that arrive while the read is
+// on the wire join this write instead of waiting for the next, so requests
+// that come together share one read and one write.
 func (q *Queue) drain(server string) {
-	for batch := q.next(server); len(batch) > 0; batch = q.next(server) {
-		q.write(server, live(batch))
+	for q.more(server) {
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		srv, err := q.api.GetServer(ctx, server)
+		cancel()
+		q.write(server, live(q.next(server)), srv, err)
 	}
 }
 
@@ -163,7 +180,9 @@ func live(batch []*op) []*op {
 // write applies a batch with one read-modify-write, re-reading on
 // concurrency conflicts. If the API rejects a batch of several requests, each
 // is tried alone so one bad request cannot fail the others.
-func (q *Queue) write(server string, batch []*op) {
+// srv is the server as read for the first attempt (nil: read it), readErr
+// that read's failure.
+func (q *Queue) write(server string, batch []*op, srv *cloudsigma.Server, readErr error) {
 	if len(batch) == 0 {
 		return
 	}
@@ -172,7 +191,12 @@ func (q *Queue) write(server string, batch []*op) {
 	var err error
 	for attempt := 0; attempt <= q.Retries; attempt++ {
 		var results map[*op]result
-		results, err = q.apply(ctx, server, batch)
+		if attempt == 0 && readErr != nil {
+			err = readErr
+		} else {
+			results, err = q.apply(ctx, server, batch, srv)
+		}
+		srv = nil // a retry reads again
 		if err == nil {
 			for o, r := range results {
 				o.done <- r
@@ -189,9 +213,9 @@ func (q *Queue) write(server string, batch []*op) {
 		case <-ctx.Done():
 		}
 	}
-	if len(batch) > 1 && !cloudsigma.IsConcurrency(err) && ctx.Err() == nil {
+	if len(batch) > 1 && !cloudsigma.IsConcurrency(err) && ctx.Err() == nil && err != readErr {
 		for _, o := range batch {
-			q.write(server, []*op{o})
+			q.write(server, []*op{o}, nil, nil)
 		}
 		return
 	}
@@ -203,10 +227,12 @@ func (q *Queue) write(server string, batch []*op) {
 // apply reads the server, applies every request of the batch to its drives
 // list and publish records and writes both back in one PUT (or not at all
 // when nothing changes): one read and one write per batch.
-func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]result, error) {
-	srv, err := q.api.GetServer(ctx, server)
-	if err != nil {
-		return nil, err
+func (q *Queue) apply(ctx context.Context, server string, batch []*op, srv *cloudsigma.Server) (map[*op]result, error) {
+	if srv == nil {
+		var err error
+		if srv, err = q.api.GetServer(ctx, server); err != nil {
+			return nil, err
+		}
 	}
 	drives := append([]cloudsigma.ServerDrive(nil), srv.Drives...)
 	meta := maps.Clone(map[string]string(srv.Meta))

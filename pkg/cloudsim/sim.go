@@ -37,6 +37,9 @@ type Delays struct {
 	Detach       time.Duration // drive removed from a server -> no longer mounted
 	ServerUpdate time.Duration // a server PUT/start/stop keeps the server busy this long
 	GuestAppear  time.Duration // extra delay before an attached drive's guest device appears
+	// Call is added before every answer: the network round trip to the
+	// API, which benchmarks compare each operation's time against.
+	Call time.Duration
 }
 
 // Config configures a simulator.
@@ -219,6 +222,16 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &recorder{ResponseWriter: w, onStatus: logCall}
 	rec.Header().Set("X-REQUEST-ID", uuid.NewString())
+	if rtt := s.st.delays.Call; rtt > 0 {
+		t := time.NewTimer(rtt)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			logCall(0)
+			return
+		}
+	}
 	s.serveWithFaults(rec, r)
 	if !rec.wrote { // a handler that wrote nothing (connection dropped by a fault)
 		logCall(0)
