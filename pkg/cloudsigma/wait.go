@@ -13,11 +13,11 @@ import (
 type WaitOptions struct {
 	Timeout                  time.Duration
 	MinInterval, MaxInterval time.Duration
+	// Seen, when set, is when the caller last saw the object in motion
+	// (the answer that started the change): the first poll comes a
+	// MinInterval after it instead of at once, and the pauses grow from it.
+	Seen time.Time
 }
-
-// FirstInterval is the pause before the first poll of a waiter that
-// already knows the current state.
-func (o WaitOptions) FirstInterval() time.Duration { return o.withDefaults().MinInterval }
 
 func (o WaitOptions) withDefaults() WaitOptions {
 	if o.Timeout <= 0 {
@@ -95,16 +95,23 @@ func poll(ctx context.Context, opts WaitOptions, check func(context.Context) (bo
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	interval := opts.MinInterval
+	start := opts.Seen
+	if start.IsZero() {
+		start = time.Now()
+	} else if err := sleep(ctx, time.Until(start.Add(opts.MinInterval))); err != nil {
+		return err
+	}
 	for {
 		done, err := check(ctx)
 		if done || err != nil {
 			return err
 		}
-		if err := sleep(ctx, interval); err != nil {
+		// A pause of a quarter of the time waited so far: the wait ends at
+		// most about a quarter after the change it waits for, whatever the
+		// change takes, at a number of polls that grows with its logarithm.
+		if err := sleep(ctx, min(max(opts.MinInterval, time.Since(start)/4), opts.MaxInterval)); err != nil {
 			return err
 		}
-		interval = min(interval*3/2, opts.MaxInterval)
 	}
 }
 

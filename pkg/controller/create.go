@@ -196,14 +196,13 @@ func (c *Service) settle(ctx context.Context, d *cloudsigma.Drive) (*cloudsigma.
 	if slices.Contains(cloudsigma.DriveSettled, d.Status) {
 		return d, nil
 	}
-	t := time.NewTimer(c.wait.FirstInterval())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, cloudError(ctx.Err(), "waiting for drive "+d.UUID)
-	case <-t.C:
+	opts, id := c.wait, d.UUID
+	opts.Seen = time.Now()
+	d, err := cloudsigma.WaitDriveBy(ctx, c.reads.Get, id, opts, cloudsigma.DriveSettled...)
+	if err != nil {
+		return nil, cloudError(err, "waiting for drive "+id)
 	}
-	return c.waitReady(ctx, d.UUID)
+	return d, nil
 }
 
 // sourceSize checks a content source exists and is usable, and returns its

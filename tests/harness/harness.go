@@ -58,6 +58,12 @@ type Options struct {
 	// observes every API call (and the simulator's state at that moment)
 	// before the simulator, faults included, sees it.
 	SimMiddleware func(*cloudsim.Sim, http.Handler) http.Handler
+	// Wait, when set, is the controller's poll schedule (nil: a fast one
+	// for tests; the zero value: the driver's production defaults).
+	Wait *cloudsigma.WaitOptions
+	// RateLimits makes the simulator answer 429 beyond the documented
+	// request rates.
+	RateLimits bool
 }
 
 // DefaultDelays are small but non-zero, so every asynchronous path runs.
@@ -95,6 +101,7 @@ func Start(t testing.TB, opts Options) *Env {
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
 		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, QEMUServers: opts.QEMUServers, Delays: delays, Hotplug: opts.Hotplug,
+		EnforceRateLimits: opts.RateLimits,
 	})
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
@@ -148,9 +155,13 @@ func (e *Env) StartDriver() {
 	opts := driver.Options{Endpoint: e.Endpoint, Interceptors: []grpc.UnaryServerInterceptor{killable(dead)}}
 	var sweeper *controller.Service
 	if !e.opts.NoController {
+		wait := cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute}
+		if e.opts.Wait != nil {
+			wait = *e.opts.Wait
+		}
 		c, err := controller.New(controller.Config{
 			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
-			Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
+			Wait: wait,
 		})
 		if err != nil {
 			e.t.Fatalf("controller service: %v", err)
