@@ -112,7 +112,7 @@ func TestAttachFanIn(t *testing.T) {
 	perRound := float64(puts) / float64(sz.rounds)
 	addRow(row{figure: fmt.Sprintf("Attach fan-in: %d concurrent publishes, one server", sz.fanIn), measured: ms(f),
 		baseline: fmt.Sprintf("%s (one publish)", ms(s)), ratio: fmt.Sprintf("%.2f", ratio(f, s)),
-		goal: "≤ 1.2x, ≤ 4 server PUTs",
+		goal:    "≤ 1.2x, ≤ 4 server PUTs",
 		calls:   fmt.Sprintf("%.2f (%.1f server PUTs per %d)", float64(calls)/float64(sz.rounds*sz.fanIn), perRound, sz.fanIn),
 		verdict: verdict(ratio(f, s) <= 1.2 && perRound <= 4)})
 }
