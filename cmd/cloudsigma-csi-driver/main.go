@@ -22,7 +22,6 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/controller"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/metrics"
-	"github.com/cloudsigma-csi/driver/pkg/outofservice"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
@@ -95,7 +94,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.maxListItems, "api-max-list-items", cloudsigma.DefaultMaxListItems, "most objects one listing may follow page by page; more is an error (ResourceExhausted)")
 	fs.BoolVar(&cfg.outOfServiceTaint, "out-of-service-taint", false, "controller: taint a node NotReady for --out-of-service-after whose CloudSigma server is stopped with node.kubernetes.io/out-of-service=nodeshutdown:NoExecute (Kubernetes then moves its pods and volumes), and remove that taint when the node is Ready and its server running; needs RBAC on nodes and csinodes")
 	fs.DurationVar(&cfg.outOfServiceAfter, "out-of-service-after", 5*time.Minute, "how long a node must be NotReady before --out-of-service-taint looks at its server")
-	fs.DurationVar(&cfg.outOfServiceInterval, "out-of-service-interval", outofservice.DefaultInterval, "time between two passes of --out-of-service-taint over the Nodes (each lists Nodes from the API server's cache, and reads CloudSigma only for nodes NotReady longer than --out-of-service-after)")
+	fs.DurationVar(&cfg.outOfServiceInterval, "out-of-service-interval", outOfServiceDefaultInterval, "time between two passes of --out-of-service-taint over the Nodes (each lists Nodes from the API server's cache, and reads CloudSigma only for nodes NotReady longer than --out-of-service-after)")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for --out-of-service-taint outside a cluster (default: the pod's service account)")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)

@@ -106,10 +106,11 @@ func poll(ctx context.Context, opts WaitOptions, check func(context.Context) (bo
 		if done || err != nil {
 			return err
 		}
-		// A pause of a quarter of the time waited so far: the wait ends at
-		// most about a quarter after the change it waits for, whatever the
-		// change takes, at a number of polls that grows with its logarithm.
-		if err := sleep(ctx, min(max(opts.MinInterval, time.Since(start)/4), opts.MaxInterval)); err != nil {
+		// A pause of a sixth of the time waited so far: the wait ends at
+		// most about a sixth after the change it waits for, whatever the
+		// change takes, at a number of polls that grows with its logarithm
+		// (concurrent waits share their reads: DriveReads).
+		if err := sleep(ctx, min(max(opts.MinInterval, time.Since(start)/6), opts.MaxInterval)); err != nil {
 			return err
 		}
 	}

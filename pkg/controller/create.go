@@ -94,9 +94,11 @@ func (c *Service) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest
 	return &csi.CreateVolumeResponse{Volume: c.csiVolume(d, p.volumeContext(), src)}, nil
 }
 
-// findVolume returns this cluster's drive named name, if any.
+// findVolume returns this cluster's drive named name, if any. Concurrent
+// lookups share one list call (?name=a,b,c): a burst of creates spends its
+// calls on the creates.
 func (c *Service) findVolume(ctx context.Context, name string) (*cloudsigma.Drive, error) {
-	drives, err := c.cloud.ListDrives(ctx, cloudsigma.Filter{Name: []string{name}})
+	drives, err := c.reads.Named(ctx, name)
 	if err != nil {
 		return nil, cloudError(err, "looking up drive by name")
 	}

@@ -2,8 +2,9 @@
 // real driver over gRPC, the simulator over HTTP with a per-call latency,
 // and for each figure a baseline measured in the same run, their ratio and
 // the API calls per operation from the simulator's call log. `make bench`
-// runs it and prints a table for the README; BENCH_SMALL=1 runs small sizes
-// (CI).
+// runs it with full sizes (BENCH_FULL=1) and prints a table for the README;
+// `go test ./...` (make test, CI) runs small sizes. Nothing here fails on a
+// time: the table says which figures are within their goals.
 package bench_test
 
 import (
@@ -36,11 +37,11 @@ const (
 	detachDelay  = 300 * time.Millisecond
 )
 
-// sizes are the figure's request counts; small for CI.
+// sizes are the figure's request counts; small unless BENCH_FULL is set.
 type sizes struct{ rounds, fanIn, burst, stages int }
 
 func benchSizes() sizes {
-	if os.Getenv("BENCH_SMALL") != "" {
+	if os.Getenv("BENCH_FULL") == "" {
 		return sizes{rounds: 3, fanIn: 16, burst: 30, stages: 3}
 	}
 	return sizes{rounds: 7, fanIn: 16, burst: 100, stages: 7}
