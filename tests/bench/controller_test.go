@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +75,8 @@ func TestPublishUnpublish(t *testing.T) {
 }
 
 // Attach fan-in: fanIn concurrent publishes of distinct volumes to one
-// server, against one publish measured in the same run.
+// server, against one publish measured in the same run; then again with
+// every CPU kept busy by spinning processes.
 func TestAttachFanIn(t *testing.T) {
 	sz := benchSizes()
 	e := env(t, harness.Options{})
@@ -85,6 +87,15 @@ func TestAttachFanIn(t *testing.T) {
 		ids[i] = vol.GetVolumeId()
 		return err
 	})
+	fanIn(t, e, c, ids, "")
+	for range numCPU() {
+		start(t, os.DevNull, nil, "sh", "-c", "while :; do :; done")
+	}
+	fanIn(t, e, c, ids, fmt.Sprintf(", %d CPU-bound processes", numCPU()))
+}
+
+func fanIn(t *testing.T, e *harness.Env, c csi.ControllerClient, ids []string, load string) {
+	sz := benchSizes()
 	var singles, fans []time.Duration
 	puts, calls := 0, 0
 	for range sz.rounds {
@@ -110,7 +121,7 @@ func TestAttachFanIn(t *testing.T) {
 	}
 	s, f := median(singles), median(fans)
 	perRound := float64(puts) / float64(sz.rounds)
-	addRow(row{figure: fmt.Sprintf("Attach fan-in: %d concurrent publishes, one server", sz.fanIn), measured: ms(f),
+	addRow(row{figure: fmt.Sprintf("Attach fan-in: %d concurrent publishes, one server%s", sz.fanIn, load), measured: ms(f),
 		baseline: fmt.Sprintf("%s (one publish)", ms(s)), ratio: fmt.Sprintf("%.2f", ratio(f, s)),
 		goal:    "≤ 1.2x, ≤ 4 server PUTs",
 		calls:   fmt.Sprintf("%.2f (%.1f server PUTs per %d)", float64(calls)/float64(sz.rounds*sz.fanIn), perRound, sz.fanIn),
