@@ -157,6 +157,8 @@ const readTimeout = 30 * time.Second
 // that come together share one read and one write.
 func (q *Queue) drain(server string) {
 	for q.more(server) {
+		// The batch's one read: a read-modify-write of the whole definition
+		// needs the server as it is now.
 		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 		srv, err := q.api.GetServer(ctx, server)
 		cancel()
@@ -287,6 +289,8 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op, srv *clou
 		}
 	}
 	if changed {
+		// The batch's one write: the drives list and the publish records
+		// together; its answer is what confirm checks.
 		written, err := q.api.UpdateServer(ctx, srv, drives, pruneRecords(meta, drives))
 		if err != nil {
 			return nil, err
