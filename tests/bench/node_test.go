@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -141,4 +140,3 @@ func (c *timedCmd) Run() error {
 	return c.Cmd.Run()
 }
 
-var _ = os.Getenv
