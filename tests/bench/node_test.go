@@ -139,4 +139,3 @@ func (c *timedCmd) Run() error {
 	defer c.note(time.Now())
 	return c.Cmd.Run()
 }
-
