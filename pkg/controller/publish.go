@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -73,19 +74,26 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	if !d.IsMountedOn(node) && d.InMotion() {
 		return nil, status.Errorf(codes.Unavailable, "drive %s is %s; attach when it settles", volID, d.Status)
 	}
+	evidence, err := c.identityEvidence(ctx, node, d)
+	if err != nil {
+		return nil, err
+	}
 	if d.Meta[MetaPublished] != want {
 		c.recordPublish(ctx, d, want)
 	}
 	ch, err := c.queue.Attach(ctx, node, volID)
 	if err != nil {
+		c.leaveWindow(node, volID)
 		return nil, attachError(err, node, volID)
 	}
 	klog.InfoS("ControllerPublishVolume: attached", "drive", volID, "server", node, "devChannel", ch)
-	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{
+	pc := map[string]string{
 		params.PublishDriveUUID:  volID,
 		params.PublishDevChannel: ch,
 		params.PublishDriveSize:  strconv.FormatInt(int64(d.Size), 10),
-	}}, nil
+	}
+	maps.Copy(pc, evidence)
+	return &csi.ControllerPublishVolumeResponse{PublishContext: pc}, nil
 }
 
 // takeFromStopped frees a single-node drive held by servers other than
@@ -183,6 +191,7 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 		if err := c.queue.Detach(ctx, srv, volID); err != nil && !cloudsigma.IsNotFound(err) {
 			return nil, cloudError(err, "detaching drive from server "+srv)
 		}
+		c.leaveWindow(srv, volID)
 	}
 	if err := c.waitDetached(ctx, volID, servers); err != nil {
 		return nil, err

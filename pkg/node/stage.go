@@ -56,7 +56,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 	}
 	defer unlock()
 
-	dev, err := s.cfg.Finder.Find(ctx, volID, wantSize)
+	dev, err := s.find(ctx, volID, wantSize, req.GetPublishContext())
 	if err != nil {
 		return err
 	}
