@@ -38,6 +38,12 @@ type Options struct {
 	Delays *cloudsim.Delays
 	// GuestDevicesDir enables loop-device guests for the local server.
 	GuestDevicesDir string
+	// GuestSerials is that guest's serial mode (virtio.GuestSerialUUID
+	// when empty, GuestSerialOther, GuestSerialNone).
+	GuestSerials string
+	// SerialsOnly runs the controller with --drive-identity=uuid-serial:
+	// no content evidence, no attach window.
+	SerialsOnly bool
 	// QEMU makes the local server a real guest instead, with the node
 	// plugin inside it (cloudsim.QEMUGuest).
 	QEMU *cloudsim.QEMUGuest
@@ -92,6 +98,7 @@ func Start(t testing.TB, opts Options) *Env {
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
 		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, Delays: delays, Hotplug: opts.Hotplug,
+		GuestSerials: map[string]string{server: opts.GuestSerials},
 	})
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
@@ -146,7 +153,7 @@ func (e *Env) StartDriver() {
 	var sweeper *controller.Service
 	if !e.opts.NoController {
 		c, err := controller.New(controller.Config{
-			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
+			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels, SerialsOnly: e.opts.SerialsOnly,
 			Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
 		})
 		if err != nil {
