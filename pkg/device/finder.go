@@ -100,9 +100,10 @@ type VirtioFinder struct {
 	// ProcDir is procfs's mount point ("" = /proc), for the boot ID.
 	ProcDir string
 
-	simGuest   atomic.Bool  // ByIDDir was seen to hold the simulator's marker
-	detected   atomic.Value // detection, once the mode is known
-	evidenceMu sync.Mutex   // one identification by evidence at a time
+	simGuest      atomic.Bool  // ByIDDir was seen to hold the simulator's marker
+	detected      atomic.Value // detection, once the mode is known
+	contextFailed atomic.Int64 // when the server context last failed to answer (UnixNano)
+	evidenceMu    sync.Mutex   // one identification by evidence at a time
 }
 
 // NoTrigger is a Trigger that does nothing.

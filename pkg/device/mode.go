@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -73,8 +74,14 @@ func (f *VirtioFinder) Mode(ctx context.Context) (Mode, string) {
 	if f.Context == nil {
 		return ModeUUIDSerial, "no server context configured: serials only"
 	}
+	if t := f.contextFailed.Load(); t != 0 && time.Since(time.Unix(0, t)) < contextRetry {
+		return ModeUUIDSerial, "server context unreadable: serials only until it answers"
+	}
 	sc, err := f.Context(ctx)
 	if err != nil {
+		// Asked again only after contextRetry: a guest without a context
+		// must not pay a context timeout on every lookup.
+		f.contextFailed.Store(time.Now().UnixNano())
 		// Without the list of this server's drives neither a serial nor
 		// evidence can be checked against it: serials only, detect later.
 		return ModeUUIDSerial, fmt.Sprintf("server context unreadable (%v): serials only until it answers", err)
@@ -85,6 +92,9 @@ func (f *VirtioFinder) Mode(ctx context.Context) (Mode, string) {
 	}
 	return m.mode, m.detail
 }
+
+// contextRetry spaces the reads of a server context that did not answer.
+const contextRetry = time.Minute
 
 type detection struct {
 	mode   Mode
