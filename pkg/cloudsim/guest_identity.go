@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -119,4 +122,32 @@ func (st *store) contextObject(id string) map[string]any {
 		}
 	}
 	return def
+}
+
+// RebootGuest re-creates every loop device of a server's loop-device guest
+// in a random order, as a reboot of a real guest brings its disks back
+// under other names: every device instance is new. Whatever used the
+// devices (mounts) must be gone first, as a reboot ends them.
+func (s *Sim) RebootGuest(server string) error {
+	g := s.guests[server]
+	if g == nil {
+		return fmt.Errorf("server %s has no loop-device guest", server)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	files := map[string]string{}
+	for id, ld := range g.devs {
+		files[id] = ld.file
+		if err := g.detachLocked(id); err != nil {
+			return err
+		}
+	}
+	ids := slices.Collect(maps.Keys(files))
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for _, id := range ids {
+		if err := g.attachLocked(id, files[id]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,15 +2,10 @@ package device
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/params"
@@ -42,7 +37,8 @@ type candidate struct {
 // lists, less those already identified, has exactly one device of that
 // size, not already identified, and no device more; the device is not in
 // use (an exclusive open succeeds); its first bytes have the digest the
-// controller read through the API. Every other device of that size must be
+// controller read through the API, or hold the file system this node found
+// on the drive before (records.go). Every other device of that size must be
 // excluded by one of those; anything else is an error, never a choice.
 func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev Evidence) (string, error) {
 	if dev := f.recalled(driveUUID); dev != "" {
@@ -65,6 +61,14 @@ func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev 
 		return "", fmt.Errorf("%w: reading the server context: %v", ErrNotFound, err)
 	}
 	known := f.recalledAll() // device name -> drive UUID already identified
+	// The context's size is the drive's current one: a drive resized
+	// (offline) since its publish is still attached with the old size in
+	// publish_context. Drives only grow.
+	for _, d := range before.Drives {
+		if strings.EqualFold(d.DriveUUID, driveUUID) && d.Size > ev.Size {
+			ev.Size = d.Size
+		}
+	}
 	want, listed := sameSize(before, ev.Size, known)
 	if !listed[strings.ToLower(driveUUID)] {
 		return "", fmt.Errorf("%w: the server context does not list drive %s among this server's drives yet", ErrNotFound, driveUUID)
@@ -91,17 +95,22 @@ func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev 
 		return "", fmt.Errorf("%w: %d devices of %d bytes (%s) but the server context lists %d such drives: a device is coming or going, or belongs to no drive of this server",
 			ErrIdentity, len(cands), ev.Size, nameList(cands), want)
 	}
+	// The file system stage found on this drive before (a reboot since,
+	// and publish_context older than that file system): evidence too.
+	mem, _ := f.load(driveUUID)
 	var match []string
 	for i := range cands {
 		c := &cands[i]
-		digest, err := f.digest(c.name)
+		head, err := f.head(c.name)
 		switch {
 		case err != nil:
 			c.excluded = err.Error()
-		case digest != ev.Digest:
-			c.excluded = "other content"
-		default:
+		case params.ContentDigest(head) == ev.Digest:
 			match = append(match, c.name)
+		case mem.FS != "" && fsID(head) == mem.FS:
+			match = append(match, c.name)
+		default:
+			c.excluded = "other content"
 		}
 	}
 	if len(match) == 1 {
@@ -116,6 +125,7 @@ func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev 
 		if err != nil {
 			return "", fmt.Errorf("%w: %v", ErrIdentity, err)
 		}
+		r.FS = mem.FS // Note replaces it once stage has mounted the device
 		if err := f.remember(driveUUID, r); err != nil {
 			return "", fmt.Errorf("recording the identity of drive %s: %w", driveUUID, err)
 		}
@@ -165,30 +175,6 @@ func sameDrives(a, b *servercontext.Context) bool {
 		return out
 	}
 	return slices.Equal(key(a), key(b))
-}
-
-// digest reads the device's first params.ContentProbeBytes, unless the
-// device is in use: an exclusive open fails while anything (a mount in any
-// namespace, swap, device mapper, md) holds it.
-func (f *VirtioFinder) digest(name string) (string, error) {
-	if holders, _ := os.ReadDir(filepath.Join(f.sysBlock(name), "holders")); len(holders) > 0 {
-		return "", errors.New("in use (holders)")
-	}
-	fd, err := unix.Open(f.devPath(name), unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.EBUSY) {
-		return "", errors.New("in use")
-	}
-	if err != nil {
-		return "", fmt.Errorf("opening: %v", err)
-	}
-	file := os.NewFile(uintptr(fd), f.devPath(name))
-	defer file.Close()
-	buf := make([]byte, params.ContentProbeBytes)
-	n, err := io.ReadFull(file, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return "", fmt.Errorf("reading: %v", err)
-	}
-	return params.ContentDigest(buf[:n]), nil
 }
 
 func nameList(cs []candidate) string {

@@ -100,6 +100,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 		return formatError(err, fsType, fmtOpts)
 	}
 	klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging)
+	s.note(volID, dev)
 	if ro {
 		return nil
 	}

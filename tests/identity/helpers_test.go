@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/internal/testenv/looptest"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
+	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/node"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/tests/harness"
@@ -40,12 +41,21 @@ type env struct {
 }
 
 func start(t *testing.T, serials string, serialsOnly bool) *env {
+	return startFinder(t, serials, serialsOnly, nil)
+}
+
+// startFinder is start with a change to the node's finder.
+func startFinder(t *testing.T, serials string, serialsOnly bool, mutate func(*device.VirtioFinder)) *env {
 	sanitytest.RequireNodeTools(t, "mkfs.ext4")
 	guest := t.TempDir()
 	e := harness.Start(t, harness.Options{
 		GuestDevicesDir: guest, GuestSerials: serials, SerialsOnly: serialsOnly,
 		Node: func(server string) (csi.NodeServer, error) {
-			return node.New(node.Config{NodeID: server, Location: harness.Location, Finder: sanitytest.GuestFinder(t, guest, server)})
+			f := sanitytest.GuestFinder(t, guest, server)
+			if mutate != nil {
+				mutate(f)
+			}
+			return node.New(node.Config{NodeID: server, Location: harness.Location, Finder: f})
 		},
 	})
 	conn := e.Conn()
@@ -105,24 +115,34 @@ func (e *env) staging(vol string) string { return filepath.Join(e.work, "staging
 // publishStage attaches and stages vol, retrying as the sidecars would.
 // waits counts the publishes refused by the attach window.
 func (e *env) publishStage(ctx context.Context, vol string) (waits int, err error) {
-	var pc map[string]string
+	waits, _, err = e.publishStageContext(ctx, vol)
+	return waits, err
+}
+
+// publishStageContext is publishStage, returning the publish_context.
+func (e *env) publishStageContext(ctx context.Context, vol string) (waits int, pc map[string]string, err error) {
 	waits, err = retry(ctx, func() error {
 		resp, err := e.c.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vol, NodeId: e.Server, VolumeCapability: mountCap})
 		pc = resp.GetPublishContext()
 		return err
 	}, codes.Unavailable, codes.Aborted)
 	if err != nil {
-		return waits, fmt.Errorf("publish %s: %w", vol, err)
+		return waits, nil, fmt.Errorf("publish %s: %w", vol, err)
 	}
-	_, err = retry(ctx, func() error {
+	return waits, pc, e.stage(ctx, vol, pc)
+}
+
+// stage stages vol with pc, retrying as the kubelet does.
+func (e *env) stage(ctx context.Context, vol string, pc map[string]string) error {
+	_, err := retry(ctx, func() error {
 		_, err := e.n.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, PublishContext: pc,
 			StagingTargetPath: e.staging(vol), VolumeCapability: mountCap})
 		return err
 	}, codes.NotFound, codes.Aborted)
 	if err != nil {
-		return waits, fmt.Errorf("stage %s: %w", vol, err)
+		return fmt.Errorf("stage %s: %w", vol, err)
 	}
-	return waits, nil
+	return nil
 }
 
 func (e *env) unstageUnpublish(ctx context.Context, vol string) error {
