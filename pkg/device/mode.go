@@ -103,8 +103,11 @@ type detection struct {
 
 func (f *VirtioFinder) detect(sc *servercontext.Context) detection {
 	names, err := f.disks()
-	if err != nil || len(names) == 0 {
-		return detection{ModeUnknown, fmt.Sprintf("no disk visible yet (%v)", err)}
+	if err != nil {
+		return detection{ModeUnknown, fmt.Sprintf("listing disks: %v", err)}
+	}
+	if len(names) == 0 {
+		return detection{ModeUnknown, "no disk visible yet"}
 	}
 	var serials []string
 	for _, name := range names {
