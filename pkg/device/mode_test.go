@@ -15,6 +15,9 @@ import (
 // sysDisks makes a fake SysDir with disks name -> serial ("" = none).
 func sysDisks(t *testing.T, disks map[string]string) string {
 	sys := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(sys, "block"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for name, serial := range disks {
 		dir := filepath.Join(sys, "block", name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
