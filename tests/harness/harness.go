@@ -42,7 +42,9 @@ type Options struct {
 	// when empty, GuestSerialOther, GuestSerialNone).
 	GuestSerials string
 	// SerialsOnly runs the controller with --drive-identity=uuid-serial:
-	// no content evidence, no attach window.
+	// no content evidence, no attach window. A QEMU guest whose disks show
+	// a UUID serial form (cloudsim.SerialVirtio or SerialHex) implies it,
+	// as an operator would declare what the node reports.
 	SerialsOnly bool
 	// QEMU makes the local server a real guest instead, with the node
 	// plugin inside it (cloudsim.QEMUGuest).
@@ -153,7 +155,7 @@ func (e *Env) StartDriver() {
 	var sweeper *controller.Service
 	if !e.opts.NoController {
 		c, err := controller.New(controller.Config{
-			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels, SerialsOnly: e.opts.SerialsOnly,
+			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels, SerialsOnly: e.serialsOnly(),
 			Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
 		})
 		if err != nil {
@@ -189,6 +191,11 @@ func (e *Env) StartDriver() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.t.Fatalf("driver socket %s does not accept connections", e.Socket)
+}
+
+// serialsOnly: see Options.SerialsOnly.
+func (e *Env) serialsOnly() bool {
+	return e.opts.SerialsOnly || (e.opts.QEMU != nil && e.opts.QEMU.Serial != cloudsim.SerialNone)
 }
 
 // StopDriver stops the driver gracefully: calls in flight finish first.
