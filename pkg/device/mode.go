@@ -109,6 +109,18 @@ func (f *VirtioFinder) detect(sc *servercontext.Context) detection {
 	if len(names) == 0 {
 		return detection{ModeUnknown, "no disk visible yet"}
 	}
+	listed := 0
+	for _, d := range sc.Drives {
+		if d.Device != "ide" {
+			listed++
+		}
+	}
+	if listed == 0 {
+		// Serials can only be judged against drives of this server: a
+		// disk the context does not list (a simulator's root image) says
+		// nothing about the hypervisor's convention.
+		return detection{ModeUnknown, fmt.Sprintf("the server context lists no drive yet (%d disks visible)", len(names))}
+	}
 	var serials []string
 	for _, name := range names {
 		s := f.serialOf(name)

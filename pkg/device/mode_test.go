@@ -50,6 +50,8 @@ func TestModeDetected(t *testing.T) {
 		{"no serials", map[string]string{"vda": "", "sr0": "QM00003"}, ctxOK, ModeAuto, ModeNoSerial, "none of 1 disks"},
 		{"a serial of a drive not in the context", map[string]string{"vda": virtio.Serial("1f1e2d3c-4b5a-4968-8776-655443322110")}, ctxOK, ModeAuto, ModeOtherSerial, "naming no drive"},
 		{"no disk yet", map[string]string{}, ctxOK, ModeAuto, ModeUnknown, "no disk"},
+		{"no drive in the context yet", map[string]string{"vda": ""},
+			func(context.Context) (*servercontext.Context, error) { return &servercontext.Context{}, nil }, ModeAuto, ModeUnknown, "lists no drive"},
 		{"no context: serials only", map[string]string{"vda": ""}, nil, ModeAuto, ModeUUIDSerial, "no server context"},
 		{"context silent: serials only", map[string]string{"vda": ""},
 			func(context.Context) (*servercontext.Context, error) { return nil, errors.New("no reply") }, ModeAuto, ModeUUIDSerial, "unreadable"},
