@@ -100,8 +100,18 @@ fuzz:
 	for f in FuzzDecodeError FuzzDecodeDrive FuzzDecodeServer FuzzRef; do \
 		go test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s ./pkg/cloudsigma/ || exit 1; done
 
+# The performance figures (tests/bench, as root for NodeStageVolume): the
+# real driver over gRPC, the simulator over HTTP with a per-call latency, each
+# figure against a baseline from the same run, as a table for the README.
+# make test runs the same suite with small sizes.
 bench:
-	go test -run='^$$' -bench=. -benchtime=3x ./...
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench needs root: NodeStageVolume formats and mounts loop devices"; exit 1; fi
+	@log=$${BENCH_LOG:-/tmp/cloudsigma-csi-bench.log}; \
+	BENCH_FULL=1 go test -count=1 -v -timeout 20m ./tests/bench/ >"$$log" 2>&1; rc=$$?; \
+	grep -E '^(=== bench:|\|)' "$$log"; \
+	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; grep -B2 -A20 -E -- '--- FAIL|^panic:' "$$log" | head -100; fi; \
+	exit $$rc
+	go test -run='^$$' -bench=. -benchtime=3x ./pkg/...
 
 clean:
 	rm -rf bin

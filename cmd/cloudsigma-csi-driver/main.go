@@ -23,7 +23,6 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/metrics"
-	"github.com/cloudsigma-csi/driver/pkg/outofservice"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
@@ -98,7 +97,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.maxListItems, "api-max-list-items", cloudsigma.DefaultMaxListItems, "most objects one listing may follow page by page; more is an error (ResourceExhausted)")
 	fs.BoolVar(&cfg.outOfServiceTaint, "out-of-service-taint", false, "controller: taint a node NotReady for --out-of-service-after whose CloudSigma server is stopped with node.kubernetes.io/out-of-service=nodeshutdown:NoExecute (Kubernetes then moves its pods and volumes), and remove that taint when the node is Ready and its server running; needs RBAC on nodes and csinodes")
 	fs.DurationVar(&cfg.outOfServiceAfter, "out-of-service-after", 5*time.Minute, "how long a node must be NotReady before --out-of-service-taint looks at its server")
-	fs.DurationVar(&cfg.outOfServiceInterval, "out-of-service-interval", outofservice.DefaultInterval, "time between two passes of --out-of-service-taint over the Nodes (each lists Nodes from the API server's cache, and reads CloudSigma only for nodes NotReady longer than --out-of-service-after)")
+	fs.DurationVar(&cfg.outOfServiceInterval, "out-of-service-interval", outOfServiceDefaultInterval, "time between two passes of --out-of-service-taint over the Nodes (each lists Nodes from the API server's cache, and reads CloudSigma only for nodes NotReady longer than --out-of-service-after)")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for --out-of-service-taint outside a cluster (default: the pod's service account)")
 	fs.StringVar(&cfg.driveIdentity, "drive-identity", "auto", "how a node tells its drives apart (docs/identity.md): auto detects it from what the guest shows; uuid-serial, other-serial or no-serial force it. "+
 		"On the controller, uuid-serial skips the content read and the attach window that guests without UUID serials need")

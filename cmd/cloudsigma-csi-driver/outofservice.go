@@ -1,3 +1,5 @@
+//go:build !nooutofservice
+
 package main
 
 import (
@@ -14,6 +16,9 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/outofservice"
 )
+
+// outOfServiceDefaultInterval is --out-of-service-interval's default.
+const outOfServiceDefaultInterval = outofservice.DefaultInterval
 
 // validateOutOfService checks the flags of the out-of-service reconciler,
 // which runs in the controller only.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,8 @@ type options struct {
 	qemu   cloudsim.QEMUGuest
 	// nodeArgs: the guest's node plugin flags, comma separated
 	nodeArgs string
+	// qemuServers: --guest-qemu-server, server UUID -> serial form
+	qemuServers map[string]string
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -93,6 +96,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&d.Detach, "detach-delay", 500*time.Millisecond, "time a drive removed from a server stays mounted")
 	fs.DurationVar(&d.ServerUpdate, "server-update-delay", 50*time.Millisecond, "time a server PUT/start/stop keeps the server busy (overlapping PUTs get 503)")
 	fs.DurationVar(&d.GuestAppear, "guest-appear-delay", 0, "extra time before an attached drive's guest device appears")
+	fs.DurationVar(&d.Call, "call-latency", 0, "added before every API answer (a network round trip)")
 	fs.BoolVar(&c.EnforceRateLimits, "enforce-rate-limits", false, "answer 429 beyond the documented 10000 calls/min (DELETE 1000/min)")
 	q := &o.qemu
 	fs.StringVar(&q.ImageDir, "guest-qemu", "", "make the local server a real Linux guest under QEMU, from this image directory (hack/guest-image.sh OUT_DIR); excludes --guest-devices")
@@ -101,6 +105,20 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&q.MemoryMiB, "guest-memory", 512, "the QEMU guest's memory in MiB")
 	fs.StringVar(&q.Serial, "guest-serial", cloudsim.SerialVirtio, "serial of the QEMU guest's disks: virtio (first 20 characters of the drive UUID), hex (first 20 hex digits) or none")
 	fs.StringVar(&o.nodeArgs, "guest-node-args", "", "extra flags of the node plugin in the QEMU guest, comma separated, e.g. --location=sim,-v=4")
+	fs.Func("guest-qemu-server", "UUID[=SERIAL]: one more running server that is a QEMU guest like the local server's (same image, accelerator, memory, node args; its own directory under --guest-dir), its disks' serial form SERIAL (default virtio); repeat for more", func(v string) error {
+		id, serial, _ := strings.Cut(v, "=")
+		if id == "" {
+			return fmt.Errorf("%q: want SERVER-UUID[=virtio|hex|none]", v)
+		}
+		if o.qemuServers == nil {
+			o.qemuServers = map[string]string{}
+		}
+		if _, dup := o.qemuServers[id]; dup {
+			return fmt.Errorf("server %s given twice", id)
+		}
+		o.qemuServers[id] = serial
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -115,6 +133,20 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			q.NodeArgs = strings.Split(o.nodeArgs, ",")
 		}
 		c.QEMU = q
+	}
+	if len(o.qemuServers) > 0 && q.ImageDir == "" {
+		return nil, errors.New("--guest-qemu-server needs --guest-qemu (the image its guest boots)")
+	}
+	for id, serial := range o.qemuServers {
+		g := *q
+		g.Serial = serial
+		if q.Dir != "" {
+			g.Dir = filepath.Join(q.Dir, id)
+		}
+		if c.QEMUServers == nil {
+			c.QEMUServers = map[string]cloudsim.QEMUGuest{}
+		}
+		c.QEMUServers[id] = g
 	}
 	return o, nil
 }
@@ -150,6 +182,10 @@ func run(ctx context.Context, args []string, logOut io.Writer, onListen func(add
 	if info, ok := s.GuestInfo(); ok {
 		logger.Printf("local server is a QEMU guest (%s: %s): console %s, node plugin CSI at %s",
 			info.Accel, info.AccelReason, info.ConsoleLog, s.GuestCSIEndpoint())
+	}
+	for id := range o.cfg.QEMUServers {
+		info, _ := s.GuestInfoOf(id)
+		logger.Printf("server %s is a QEMU guest: console %s, node plugin CSI at %s", id, info.ConsoleLog, s.GuestCSIEndpointOf(id))
 	}
 	if onListen != nil {
 		onListen(ln.Addr().String())

@@ -89,7 +89,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, f := range []string{"listen", "username", "password", "token", "local-server", "guest-devices",
 		"data-dir", "create-delay", "clone-delay", "resize-delay", "snapshot-delay", "delete-delay",
 		"detach-delay", "server-update-delay", "guest-appear-delay", "enforce-rate-limits",
-		"guest-qemu", "guest-dir", "guest-accel", "guest-memory", "guest-serial", "guest-node-args", "guest-server", "hotplug"} {
+		"guest-qemu", "guest-dir", "guest-accel", "guest-memory", "guest-serial", "guest-node-args", "guest-server", "guest-qemu-server", "hotplug"} {
 		if !strings.Contains(out.String(), "-"+f) {
 			t.Errorf("--help does not document --%s", f)
 		}
@@ -127,6 +127,20 @@ func TestGuestQEMUFlags(t *testing.T) {
 	if q == nil || q.ImageDir != "bin/guest" || q.Accel != "tcg" || q.Serial != "none" || q.MemoryMiB != 512 ||
 		len(q.NodeArgs) != 2 || q.NodeArgs[0] != "--location=sim" || q.NodeArgs[1] != "-v=4" {
 		t.Fatalf("QEMU guest %+v", q)
+	}
+	// More QEMU guests share the local one's settings, each with its own
+	// serial form and directory.
+	b := "0b8a3c2e-2222-4d2f-9a0e-6f7d8c9b0a1e"
+	o, err = parseFlags([]string{"--username", "u", "--password", "p", "--guest-qemu", "bin/guest", "--guest-dir", "/tmp/g",
+		"--guest-serial", "hex", "--guest-qemu-server", b + "=none"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := o.cfg.QEMUServers[b]; len(o.cfg.QEMUServers) != 1 || g.ImageDir != "bin/guest" || g.Serial != "none" || g.Dir != "/tmp/g/"+b || o.cfg.QEMU.Serial != "hex" {
+		t.Fatalf("QEMU guest servers %+v (local %+v)", o.cfg.QEMUServers, o.cfg.QEMU)
+	}
+	if _, err := parseFlags([]string{"--username", "u", "--password", "p", "--guest-qemu-server", b}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--guest-qemu") {
+		t.Errorf("--guest-qemu-server without --guest-qemu: %v, want a refusal naming --guest-qemu", err)
 	}
 }
 

@@ -56,7 +56,7 @@ func BenchmarkAttach16(b *testing.B) {
 		q := attach.NewQueue(c, virtio.DefaultChannels)
 		start := time.Now()
 		for _, d := range drives {
-			if _, err := q.Attach(ctx, server, d); err != nil {
+			if _, err := q.Attach(ctx, server, d, ""); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -71,7 +71,7 @@ func BenchmarkAttach16(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := q.Attach(ctx, server, d); err != nil {
+				if _, err := q.Attach(ctx, server, d, ""); err != nil {
 					errs <- err
 				}
 			}()
@@ -103,7 +103,7 @@ func detachAll(b *testing.B, q *attach.Queue, server string, drives []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := q.Detach(context.Background(), server, d); err != nil {
+			if err := q.Detach(context.Background(), server, d, nil); err != nil {
 				b.Error(err)
 			}
 		}()

@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,11 +22,10 @@ import (
 )
 
 // ServerAPI is what the queue needs from the cloud: the server's definition
-// to rewrite, and the drives' mounted_on to confirm an attach.
+// to rewrite (drives list and meta in one PUT).
 type ServerAPI interface {
 	GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error)
-	UpdateServerDrives(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive) (*cloudsigma.Server, error)
-	ListDrives(ctx context.Context, f cloudsigma.Filter) ([]cloudsigma.Drive, error)
+	UpdateServer(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive, meta map[string]string) (*cloudsigma.Server, error)
 }
 
 // ErrNoFreeChannel means every configured device channel of the server is
@@ -35,6 +37,10 @@ var ErrNoFreeChannel = errors.New("no free virtio device channel on the server")
 // ignore it (API manual, section 11.5). The caller retries.
 var ErrNotConfirmed = errors.New("attach not confirmed")
 
+// ErrNotRecorded means a guarded detach found the drive on the server
+// without a record its guard accepts; nothing was written.
+var ErrNotRecorded = errors.New("no publish record for the drive on the server")
+
 // Queue coalesces drive list changes per server.
 type Queue struct {
 	api      ServerAPI
@@ -42,9 +48,6 @@ type Queue struct {
 	// Retries is how many times a batch is re-read and re-written after a
 	// concurrency conflict (503) before its requests fail.
 	Retries int
-	// Confirm bounds the wait for attached drives to report mounted_on the
-	// server, and the pauses between its reads.
-	Confirm cloudsigma.WaitOptions
 
 	mu      sync.Mutex
 	pending map[string][]*op // server UUID -> requests waiting for the next write
@@ -54,7 +57,6 @@ type Queue struct {
 // NewQueue returns a queue allocating from channels.
 func NewQueue(api ServerAPI, channels virtio.Channels) *Queue {
 	return &Queue{api: api, channels: channels, Retries: 8,
-		Confirm: cloudsigma.WaitOptions{Timeout: 30 * time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second},
 		pending: map[string][]*op{}, running: map[string]bool{}}
 }
 
@@ -62,28 +64,42 @@ type op struct {
 	ctx    context.Context
 	drive  string
 	attach bool
+	record string            // attach: the publish record to write with it
+	guard  func(string) bool // detach: nil, or which records allow it
 	done   chan result
 }
 
 type result struct {
 	channel string
+	record  string
 	err     error
 }
 
-// Attach makes sure drive is in the server's drives list as a virtio device
-// and returns its dev_channel once the attach is confirmed: the server's
-// answer lists the drive at that channel, and the drive reports mounted_on
-// the server. A drive already attached keeps its channel.
-func (q *Queue) Attach(ctx context.Context, server, drive string) (string, error) {
-	r := q.submit(ctx, server, &op{ctx: ctx, drive: drive, attach: true})
-	return r.channel, r.err
+// Attached is where an attach put the drive, and the server's publish
+// record for it: the one written with this attach, or for a drive that was
+// already there, the one found ("" when none was written).
+type Attached struct {
+	Channel string
+	Record  string
 }
 
-// Detach removes drive from the server's drives list; absent is success.
+// Attach makes sure drive is in the server's drives list as a virtio device,
+// with record as its publish record in the server's meta (written in the
+// same PUT), and returns its dev_channel once the server's answer lists the
+// drive at that channel. A drive already attached keeps its channel and its
+// record, which the caller compares with what it asks.
+func (q *Queue) Attach(ctx context.Context, server, drive, record string) (Attached, error) {
+	r := q.submit(ctx, server, &op{ctx: ctx, drive: drive, attach: true, record: record})
+	return Attached{Channel: r.channel, Record: r.record}, r.err
+}
+
+// Detach removes drive from the server's drives list, and its publish
+// record with it; absent is success. With a guard, a drive on the server
+// whose record the guard refuses stays, and the answer is ErrNotRecorded.
 // The drive may stay mounted for a while afterwards: CloudSigma unplugs
 // asynchronously, and waiting for that is the caller's business.
-func (q *Queue) Detach(ctx context.Context, server, drive string) error {
-	return q.submit(ctx, server, &op{ctx: ctx, drive: drive}).err
+func (q *Queue) Detach(ctx context.Context, server, drive string, guard func(record string) bool) error {
+	return q.submit(ctx, server, &op{ctx: ctx, drive: drive, guard: guard}).err
 }
 
 func (q *Queue) submit(ctx context.Context, server string, o *op) result {
@@ -112,22 +128,41 @@ func (q *Queue) enqueue(server string, o *op) (startWriter bool) {
 	return true
 }
 
-// next takes the server's pending requests; none left ends its writer.
+// more reports whether requests wait for the server; none ends its writer.
+func (q *Queue) more(server string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending[server]) == 0 {
+		delete(q.running, server)
+		return false
+	}
+	return true
+}
+
+// next takes the server's pending requests.
 func (q *Queue) next(server string) []*op {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	batch := q.pending[server]
 	delete(q.pending, server)
-	if len(batch) == 0 {
-		delete(q.running, server)
-	}
 	return batch
 }
 
-// drain writes batches for one server until nothing is pending.
+// readTimeout bounds a server read made before its batch is taken.
+const readTimeout = 30 * time.Second
+
+// drain writes batches for one server until nothing is pending. The server
+// is read before the batch is taken: requests that arrive while the read is
+// on the wire join this write instead of waiting for the next, so requests
+// that come together share one read and one write.
 func (q *Queue) drain(server string) {
-	for batch := q.next(server); len(batch) > 0; batch = q.next(server) {
-		q.write(server, live(batch))
+	for q.more(server) {
+		// The batch's one read: a read-modify-write of the whole definition
+		// needs the server as it is now.
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		srv, err := q.api.GetServer(ctx, server)
+		cancel()
+		q.write(server, live(q.next(server)), srv, err)
 	}
 }
 
@@ -147,7 +182,9 @@ func live(batch []*op) []*op {
 // write applies a batch with one read-modify-write, re-reading on
 // concurrency conflicts. If the API rejects a batch of several requests, each
 // is tried alone so one bad request cannot fail the others.
-func (q *Queue) write(server string, batch []*op) {
+// srv is the server as read for the first attempt (nil: read it), readErr
+// that read's failure.
+func (q *Queue) write(server string, batch []*op, srv *cloudsigma.Server, readErr error) {
 	if len(batch) == 0 {
 		return
 	}
@@ -156,7 +193,12 @@ func (q *Queue) write(server string, batch []*op) {
 	var err error
 	for attempt := 0; attempt <= q.Retries; attempt++ {
 		var results map[*op]result
-		results, err = q.apply(ctx, server, batch)
+		if attempt == 0 && readErr != nil {
+			err = readErr
+		} else {
+			results, err = q.apply(ctx, server, batch, srv)
+		}
+		srv = nil // a retry reads again
 		if err == nil {
 			for o, r := range results {
 				o.done <- r
@@ -173,9 +215,9 @@ func (q *Queue) write(server string, batch []*op) {
 		case <-ctx.Done():
 		}
 	}
-	if len(batch) > 1 && !cloudsigma.IsConcurrency(err) && ctx.Err() == nil {
+	if len(batch) > 1 && !cloudsigma.IsConcurrency(err) && ctx.Err() == nil && err != readErr {
 		for _, o := range batch {
-			q.write(server, []*op{o})
+			q.write(server, []*op{o}, nil, nil)
 		}
 		return
 	}
@@ -185,13 +227,20 @@ func (q *Queue) write(server string, batch []*op) {
 }
 
 // apply reads the server, applies every request of the batch to its drives
-// list and writes it back once (or not at all when nothing changes).
-func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]result, error) {
-	srv, err := q.api.GetServer(ctx, server)
-	if err != nil {
-		return nil, err
+// list and publish records and writes both back in one PUT (or not at all
+// when nothing changes): one read and one write per batch.
+func (q *Queue) apply(ctx context.Context, server string, batch []*op, srv *cloudsigma.Server) (map[*op]result, error) {
+	if srv == nil {
+		var err error
+		if srv, err = q.api.GetServer(ctx, server); err != nil {
+			return nil, err
+		}
 	}
 	drives := append([]cloudsigma.ServerDrive(nil), srv.Drives...)
+	meta := maps.Clone(map[string]string(srv.Meta))
+	if meta == nil {
+		meta = map[string]string{}
+	}
 	used := map[string]bool{}
 	data := 0 // drives that are not boot drives: what the attach limit counts
 	for _, d := range drives {
@@ -206,7 +255,8 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 		idx := indexOf(drives, o.drive)
 		switch {
 		case o.attach && idx >= 0:
-			results[o] = result{channel: virtio.Normalize(drives[idx].DevChannel)}
+			ch := virtio.Normalize(drives[idx].DevChannel)
+			results[o] = result{channel: ch, record: recordOf(meta, ch, o.drive)}
 		case o.attach && data >= q.channels.MaxVolumes():
 			// The node advertises MaxVolumes; honouring it here keeps the
 			// scheduler's view true even on a server without a boot drive.
@@ -223,8 +273,13 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 			drives = append(drives, cloudsigma.ServerDrive{
 				DevChannel: ch, Device: "virtio", Drive: cloudsigma.Ref{UUID: o.drive},
 			})
-			results[o] = result{channel: ch}
+			if o.record != "" {
+				meta[RecordKeyPrefix+ch] = o.drive + " " + o.record
+			}
+			results[o] = result{channel: ch, record: o.record}
 			changed = true
+		case idx >= 0 && o.guard != nil && !o.guard(recordOf(meta, virtio.Normalize(drives[idx].DevChannel), o.drive)):
+			results[o] = result{err: fmt.Errorf("%w: drive %s on server %s", ErrNotRecorded, o.drive, server)}
 		case idx >= 0:
 			drives = append(drives[:idx], drives[idx+1:]...)
 			results[o] = result{}
@@ -234,23 +289,60 @@ func (q *Queue) apply(ctx context.Context, server string, batch []*op) (map[*op]
 		}
 	}
 	if changed {
-		written, err := q.api.UpdateServerDrives(ctx, srv, drives)
+		// The batch's one write: the drives list and the publish records
+		// together; its answer is what confirm checks.
+		written, err := q.api.UpdateServer(ctx, srv, drives, pruneRecords(meta, drives))
 		if err != nil {
 			return nil, err
 		}
 		srv = written
 	}
-	q.confirm(ctx, srv, results)
+	confirm(srv, results)
 	return results, nil
 }
 
-// confirm checks every request of the batch against the cloud's answer: the
-// written definition must list an attached drive at its channel (and no
-// longer list a detached one), and then an attached drive must report
-// mounted_on the server. One filtered read serves the whole
-// batch per poll, so confirming costs one call per batch in steady state.
-func (q *Queue) confirm(ctx context.Context, srv *cloudsigma.Server, results map[*op]result) {
-	waiting := map[string][]*op{} // drive -> its attach requests
+// RecordKeyPrefix starts the server meta keys of publish records, one per
+// device channel ("csi_publish_0:3"; meta keys are at most 32 characters).
+// The value is the drive's UUID, a space, and the caller's record. Written
+// in the PUT that attaches the drive and dropped in the one that detaches
+// it, a record costs no call of its own.
+const RecordKeyPrefix = "csi_publish_"
+
+// recordOf is the record for drive at channel ch, "" when the key is
+// missing or names another drive (left by a change made outside the queue).
+func recordOf(meta map[string]string, ch, drive string) string {
+	id, rec, _ := strings.Cut(meta[RecordKeyPrefix+ch], " ")
+	if id != drive {
+		return ""
+	}
+	return rec
+}
+
+// pruneRecords drops the records whose channel no longer holds their drive,
+// so the meta describes the drives list it is written with.
+func pruneRecords(meta map[string]string, drives []cloudsigma.ServerDrive) map[string]string {
+	for k, v := range meta {
+		ch, ok := strings.CutPrefix(k, RecordKeyPrefix)
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(v, " ")
+		if !slices.ContainsFunc(drives, func(d cloudsigma.ServerDrive) bool {
+			return d.Drive.UUID == id && virtio.Normalize(d.DevChannel) == ch
+		}) {
+			delete(meta, k)
+		}
+	}
+	return meta
+}
+
+// confirm checks every request of the batch against the cloud's answer to
+// the write (or the read, when nothing was written): an attached drive must
+// be listed at its channel and a detached one no longer listed. A running
+// server that cannot take the change answers 200 with its old definition
+// (manual 11.5), which this check catches without another call; the node
+// then proves the device by its serial before using it.
+func confirm(srv *cloudsigma.Server, results map[*op]result) {
 	for o, r := range results {
 		if r.err != nil {
 			continue
@@ -265,36 +357,10 @@ func (q *Queue) confirm(ctx context.Context, srv *cloudsigma.Server, results map
 		if d, ok := srv.HasDrive(o.drive); !ok || virtio.Normalize(d.DevChannel) != r.channel {
 			results[o] = result{err: fmt.Errorf("%w: server %s answered without drive %s at channel %s; a running server ignores definition changes it cannot hot-plug",
 				ErrNotConfirmed, srv.UUID, o.drive, r.channel)}
-			continue
-		}
-		waiting[o.drive] = append(waiting[o.drive], o)
-	}
-	if len(waiting) == 0 {
-		return
-	}
-	err := cloudsigma.Poll(ctx, q.Confirm, func(ctx context.Context) (bool, error) {
-		ids := make([]string, 0, len(waiting))
-		for id := range waiting {
-			ids = append(ids, id)
-		}
-		drives, err := q.api.ListDrives(ctx, cloudsigma.Filter{UUID: ids})
-		if err != nil {
-			return false, err
-		}
-		for i := range drives {
-			if drives[i].IsMountedOn(srv.UUID) {
-				delete(waiting, drives[i].UUID)
-			}
-		}
-		return len(waiting) == 0, nil
-	})
-	for id, ops := range waiting {
-		for _, o := range ops {
-			results[o] = result{err: fmt.Errorf("%w: server %s lists drive %s at channel %s, but the drive does not report it mounted there (%v); the server may not have hot-plugged it",
-				ErrNotConfirmed, srv.UUID, id, results[o].channel, err)}
 		}
 	}
 }
+
 func indexOf(drives []cloudsigma.ServerDrive, drive string) int {
 	for i, d := range drives {
 		if d.Drive.UUID == drive {

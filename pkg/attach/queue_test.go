@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,37 +24,20 @@ type fakeServers struct {
 	conflicts int // fail this many PUTs with a concurrency error
 	reject    string
 	// ignore answers a PUT with 200 and the old definition, as a running
-	// server that cannot hot-plug does; unplugged lists drives in the
-	// definition that never report mounted_on.
-	ignore    bool
-	unplugged bool
-	lists     int
-}
-
-func (f *fakeServers) ListDrives(ctx context.Context, flt cloudsigma.Filter) ([]cloudsigma.Drive, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lists++
-	var out []cloudsigma.Drive
-	for _, id := range flt.UUID {
-		d := cloudsigma.Drive{UUID: id}
-		for _, sd := range f.drives {
-			if sd.Drive.UUID == id && !f.unplugged {
-				d.MountedOn = []cloudsigma.Ref{{UUID: "srv"}}
-			}
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	// server that cannot hot-plug does.
+	ignore bool
+	meta   map[string]string
+	reads  int
 }
 
 func (f *fakeServers) GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &cloudsigma.Server{UUID: uuid, Drives: append([]cloudsigma.ServerDrive(nil), f.drives...)}, nil
+	f.reads++
+	return &cloudsigma.Server{UUID: uuid, Drives: append([]cloudsigma.ServerDrive(nil), f.drives...), Meta: maps.Clone(f.meta)}, nil
 }
 
-func (f *fakeServers) UpdateServerDrives(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive) (*cloudsigma.Server, error) {
+func (f *fakeServers) UpdateServer(ctx context.Context, s *cloudsigma.Server, drives []cloudsigma.ServerDrive, meta map[string]string) (*cloudsigma.Server, error) {
 	time.Sleep(5 * time.Millisecond)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,8 +54,8 @@ func (f *fakeServers) UpdateServerDrives(ctx context.Context, s *cloudsigma.Serv
 	if f.ignore {
 		return &cloudsigma.Server{UUID: s.UUID, Drives: append([]cloudsigma.ServerDrive(nil), f.drives...)}, nil
 	}
-	f.drives = drives
-	return &cloudsigma.Server{UUID: s.UUID, Drives: append([]cloudsigma.ServerDrive(nil), drives...)}, nil
+	f.drives, f.meta = drives, maps.Clone(meta)
+	return &cloudsigma.Server{UUID: s.UUID, Drives: append([]cloudsigma.ServerDrive(nil), drives...), Meta: maps.Clone(meta)}, nil
 }
 
 func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
@@ -83,11 +67,11 @@ func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ch, err := q.Attach(context.Background(), "srv", fmt.Sprintf("d%d", i))
+			a, err := q.Attach(context.Background(), "srv", fmt.Sprintf("d%d", i), "rec")
 			if err != nil {
 				t.Errorf("attach %d: %v", i, err)
 			}
-			chans[i] = ch
+			chans[i] = a.Channel
 		}()
 	}
 	wg.Wait()
@@ -109,18 +93,18 @@ func TestConcurrentAttachesCoalesceAndGetDistinctChannels(t *testing.T) {
 func TestAttachIsIdempotentAndDetachOfAbsentDriveIsNoop(t *testing.T) {
 	f := &fakeServers{}
 	q := NewQueue(f, virtio.DefaultChannels)
-	a, err := q.Attach(context.Background(), "srv", "d1")
+	a, err := q.Attach(context.Background(), "srv", "d1", "rec")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := q.Attach(context.Background(), "srv", "d1")
+	b, err := q.Attach(context.Background(), "srv", "d1", "rec")
 	if err != nil || a != b || f.puts != 1 {
 		t.Fatalf("second attach: %q %v (first %q), %d PUTs", b, err, a, f.puts)
 	}
-	if err := q.Detach(context.Background(), "srv", "other"); err != nil || f.puts != 1 {
+	if err := q.Detach(context.Background(), "srv", "other", nil); err != nil || f.puts != 1 {
 		t.Fatalf("detach of an absent drive: %v, %d PUTs", err, f.puts)
 	}
-	if err := q.Detach(context.Background(), "srv", "d1"); err != nil || len(f.drives) != 0 {
+	if err := q.Detach(context.Background(), "srv", "d1", nil); err != nil || len(f.drives) != 0 {
 		t.Fatalf("detach: %v, drives %v", err, f.drives)
 	}
 }
@@ -135,7 +119,7 @@ func TestConflictsAreRetriedAndBadRequestsIsolated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := q.Attach(context.Background(), "srv", d)
+			_, err := q.Attach(context.Background(), "srv", d, "")
 			mu.Lock()
 			errs[d] = err
 			mu.Unlock()
@@ -156,10 +140,10 @@ func TestNoFreeChannel(t *testing.T) {
 	boot := 1
 	f := &fakeServers{drives: []cloudsigma.ServerDrive{{Drive: cloudsigma.Ref{UUID: "boot"}, DevChannel: "0:0", Device: "virtio", BootOrder: &boot}}}
 	q := NewQueue(f, virtio.Channels{Controllers: 1, Units: 2})
-	if ch, err := q.Attach(context.Background(), "srv", "a"); err != nil || ch != "0:1" {
-		t.Fatalf("first data attach: %q, %v", ch, err)
+	if a, err := q.Attach(context.Background(), "srv", "a", ""); err != nil || a.Channel != "0:1" {
+		t.Fatalf("first data attach: %v, %v", a, err)
 	}
-	if _, err := q.Attach(context.Background(), "srv", "b"); !errors.Is(err, ErrNoFreeChannel) {
+	if _, err := q.Attach(context.Background(), "srv", "b", ""); !errors.Is(err, ErrNoFreeChannel) {
 		t.Fatalf("attach with every channel taken: %v", err)
 	}
 }
@@ -170,11 +154,11 @@ func TestAttachLimitWithoutBootDrive(t *testing.T) {
 	f := &fakeServers{}
 	q := NewQueue(f, virtio.Channels{Controllers: 1, Units: 3})
 	for _, d := range []string{"a", "b"} {
-		if _, err := q.Attach(context.Background(), "srv", d); err != nil {
+		if _, err := q.Attach(context.Background(), "srv", d, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := q.Attach(context.Background(), "srv", "c"); !errors.Is(err, ErrNoFreeChannel) {
+	if _, err := q.Attach(context.Background(), "srv", "c", ""); !errors.Is(err, ErrNoFreeChannel) {
 		t.Fatalf("attach beyond MaxVolumes (2): %v", err)
 	}
 	if len(f.drives) != 2 {
@@ -182,52 +166,45 @@ func TestAttachLimitWithoutBootDrive(t *testing.T) {
 	}
 }
 
-// A running server that answers 200 and ignores the change, and one that
-// lists the drive but never plugs it: neither attach is reported as done,
-// and the error names the server, the drive and the reason.
+// A running server that answers 200 and ignores the change: the attach is
+// not reported as done, and the error names the server, the drive and the
+// reason.
 func TestUnconfirmedAttachFails(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		f    *fakeServers
-		says string
-	}{
-		{"ignored", &fakeServers{ignore: true}, "answered without drive"},
-		{"never mounted", &fakeServers{unplugged: true}, "does not report it mounted"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			q := NewQueue(tc.f, virtio.DefaultChannels)
-			q.Confirm = cloudsigma.WaitOptions{Timeout: 200 * time.Millisecond, MinInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
-			ch, err := q.Attach(context.Background(), "srv", "d1")
-			if !errors.Is(err, ErrNotConfirmed) {
-				t.Fatalf("Attach = %q, %v; want ErrNotConfirmed", ch, err)
-			}
-			for _, s := range []string{"srv", "d1", tc.says} {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not say %q", err, s)
-				}
-			}
-		})
+	f := &fakeServers{ignore: true}
+	q := NewQueue(f, virtio.DefaultChannels)
+	a, err := q.Attach(context.Background(), "srv", "d1", "rec")
+	if !errors.Is(err, ErrNotConfirmed) {
+		t.Fatalf("Attach = %v, %v; want ErrNotConfirmed", a, err)
+	}
+	for _, s := range []string{"srv", "d1", "answered without drive"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
 	}
 }
 
-// Confirming a batch costs one drives read per poll, not one per drive.
-func TestConfirmationReadsOncePerBatch(t *testing.T) {
-	f := &fakeServers{}
+// The publish record travels in the attach's PUT: one read and one write per
+// attach, the record found again by a repeated attach, dropped by the detach,
+// and a guarded detach refused without a record its guard accepts.
+func TestPublishRecordsRideTheAttachWrite(t *testing.T) {
+	f := &fakeServers{meta: map[string]string{"other": "kept", RecordKeyPrefix + "0:9": "gone x"}}
 	q := NewQueue(f, virtio.DefaultChannels)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := q.Attach(context.Background(), "srv", fmt.Sprintf("d%d", i)); err != nil {
-				t.Error(err)
-			}
-		}()
+	a, err := q.Attach(context.Background(), "srv", "d1", "mount/rw")
+	if err != nil || a.Record != "mount/rw" || f.reads != 1 || f.puts != 1 {
+		t.Fatalf("attach: %v %v, %d reads %d PUTs; want the record, 1 read, 1 PUT", a, err, f.reads, f.puts)
 	}
-	wg.Wait()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lists != f.puts {
-		t.Fatalf("%d drive reads for %d server writes; want one read per batch", f.lists, f.puts)
+	if f.meta["other"] != "kept" || f.meta[RecordKeyPrefix+a.Channel] != "d1 mount/rw" || len(f.meta) != 2 {
+		t.Fatalf("server meta %v: want the foreign key kept, the record written, the stale record dropped", f.meta)
+	}
+	again, err := q.Attach(context.Background(), "srv", "d1", "block/rw")
+	if err != nil || again.Record != "mount/rw" || f.puts != 1 {
+		t.Fatalf("repeated attach: %v %v, %d PUTs; want the first record back and no write", again, err, f.puts)
+	}
+	refuse := func(rec string) bool { return rec == "someone else" }
+	if err := q.Detach(context.Background(), "srv", "d1", refuse); !errors.Is(err, ErrNotRecorded) || len(f.drives) != 1 {
+		t.Fatalf("guarded detach: %v, drives %v; want ErrNotRecorded and the drive kept", err, f.drives)
+	}
+	if err := q.Detach(context.Background(), "srv", "d1", func(rec string) bool { return rec == "mount/rw" }); err != nil || len(f.drives) != 0 || len(f.meta) != 1 {
+		t.Fatalf("detach: %v, drives %v meta %v; want both gone", err, f.drives, f.meta)
 	}
 }

@@ -29,6 +29,13 @@ func (c *Client) ListServers(ctx context.Context, f Filter) ([]Server, error) {
 // client does not model, is written back unchanged. Attaching and detaching
 // are this call; the caller serializes read-modify-write per server.
 func (c *Client) UpdateServerDrives(ctx context.Context, s *Server, drives []ServerDrive) (*Server, error) {
+	return c.UpdateServer(ctx, s, drives, nil)
+}
+
+// UpdateServer is UpdateServerDrives that also replaces the server's meta
+// when meta is not nil (nil keeps it as read), so a change to the drives
+// list and the meta that describes it travel in one PUT.
+func (c *Client) UpdateServer(ctx context.Context, s *Server, drives []ServerDrive, meta map[string]string) (*Server, error) {
 	if s.raw == nil {
 		return nil, errors.New("cloudsigma: server was not read from the API; read it before updating")
 	}
@@ -38,6 +45,11 @@ func (c *Client) UpdateServerDrives(ctx context.Context, s *Server, drives []Ser
 	}
 	if err := body.set("drives", drives); err != nil {
 		return nil, err
+	}
+	if meta != nil {
+		if err := body.set("meta", meta); err != nil {
+			return nil, err
+		}
 	}
 	var out Server
 	if err := c.do(ctx, request{method: http.MethodPut, path: serverPath(s.UUID), body: body, readModifyWrite: true}, &out); err != nil {

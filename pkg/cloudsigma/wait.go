@@ -13,6 +13,10 @@ import (
 type WaitOptions struct {
 	Timeout                  time.Duration
 	MinInterval, MaxInterval time.Duration
+	// Seen, when set, is when the caller last saw the object in motion
+	// (the answer that started the change): the first poll comes a
+	// MinInterval after it instead of at once, and the pauses grow from it.
+	Seen time.Time
 }
 
 func (o WaitOptions) withDefaults() WaitOptions {
@@ -32,9 +36,15 @@ func (o WaitOptions) withDefaults() WaitOptions {
 // `unavailable`, or in a settled status that is not wanted, is a
 // *StatusError at once rather than a timeout.
 func (c *Client) WaitDrive(ctx context.Context, uuid string, opts WaitOptions, want ...string) (*Drive, error) {
+	return WaitDriveBy(ctx, c.GetDrive, uuid, opts, want...)
+}
+
+// WaitDriveBy is WaitDrive reading the drive with get (DriveReads.Get
+// shares the reads of concurrent waits).
+func WaitDriveBy(ctx context.Context, get func(context.Context, string) (*Drive, error), uuid string, opts WaitOptions, want ...string) (*Drive, error) {
 	var last *Drive
 	err := poll(ctx, opts, func(ctx context.Context) (bool, error) {
-		d, err := c.GetDrive(ctx, uuid)
+		d, err := get(ctx, uuid)
 		if err != nil {
 			return false, err
 		}
@@ -85,16 +95,24 @@ func poll(ctx context.Context, opts WaitOptions, check func(context.Context) (bo
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	interval := opts.MinInterval
+	start := opts.Seen
+	if start.IsZero() {
+		start = time.Now()
+	} else if err := sleep(ctx, time.Until(start.Add(opts.MinInterval))); err != nil {
+		return err
+	}
 	for {
 		done, err := check(ctx)
 		if done || err != nil {
 			return err
 		}
-		if err := sleep(ctx, interval); err != nil {
+		// A pause of a sixth of the time waited so far: the wait ends at
+		// most about a sixth after the change it waits for, whatever the
+		// change takes, at a number of polls that grows with its logarithm
+		// (concurrent waits share their reads: DriveReads).
+		if err := sleep(ctx, min(max(opts.MinInterval, time.Since(start)/6), opts.MaxInterval)); err != nil {
 			return err
 		}
-		interval = min(interval*3/2, opts.MaxInterval)
 	}
 }
 

@@ -138,8 +138,8 @@ func (st *store) guestWant(server, id string) (bool, string) {
 // reconcileGuest makes the drive's devices in every guest match the
 // simulated state.
 func (st *store) reconcileGuest(id string) {
-	if st.vm != nil {
-		st.reconcileVM(id)
+	for _, g := range st.vms {
+		g.reconcile(st, id)
 	}
 	for _, g := range st.guests {
 		g.reconcile(st, id)
@@ -147,9 +147,9 @@ func (st *store) reconcileGuest(id string) {
 }
 
 // hasGuest: the server's drives become devices somewhere (a loop-device
-// guest or the QEMU guest).
+// guest or a QEMU guest).
 func (st *store) hasGuest(server string) bool {
-	return st.guests[server] != nil || (st.vm != nil && server == st.localServer)
+	return st.guests[server] != nil || st.vms[server] != nil
 }
 
 // reconcile makes the drive's device in this guest match the simulated

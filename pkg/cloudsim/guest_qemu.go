@@ -17,10 +17,11 @@ import (
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 )
 
-// QEMUGuest makes the LocalServer a real Linux guest (package qemu) instead
-// of loop devices: the node plugin runs in it, drives attached to the
+// QEMUGuest makes a server a real Linux guest (package qemu) instead of
+// loop devices: the LocalServer with Config.QEMU, more servers with
+// Config.QEMUServers. The node plugin runs in it, drives attached to the
 // server are hot-plugged as virtio-blk disks, and its CSI socket is served
-// on the host at GuestCSIEndpoint.
+// on the host at GuestCSIEndpointOf(server).
 type QEMUGuest struct {
 	ImageDir string // vmlinuz and initrd.img: hack/guest-image.sh OUT_DIR
 	// Dir holds the guest's sockets and logs; "" = a new directory under
@@ -33,8 +34,8 @@ type QEMUGuest struct {
 	// NodeArgs are extra flags of the node plugin in the guest, e.g.
 	// --location=sim (the topology value the controller reports).
 	NodeArgs []string
-	// Serial is the serial form of the LocalServer's disks (SerialVirtio
-	// when empty); SetGuestSerial changes it later.
+	// Serial is the serial form of this server's disks (SerialVirtio when
+	// empty); SetGuestSerial changes it later.
 	Serial string
 }
 
@@ -63,7 +64,7 @@ func serialFor(form, driveUUID string) (string, error) {
 	return "", fmt.Errorf("serial form %q: want %s, %s or %s", form, SerialVirtio, SerialHex, SerialNone)
 }
 
-// vmGuest is the LocalServer as a QEMU guest. Its VM follows the server's
+// vmGuest is one server as a QEMU guest. Its VM follows the server's
 // power state (boot on start, shutdown on stop, SIGKILL on a crash) and its
 // disks follow the drives list, like the loop-device guest. Lock order:
 // vmGuest.mu, then the store's.
@@ -74,9 +75,9 @@ type vmGuest struct {
 	ownDir bool
 	ln     net.Listener // the host end of the node plugin's CSI socket
 
-	mu      sync.Mutex // every VM operation, one at a time
-	vm      *qemu.VM   // nil while the server is off
-	serials map[string]string
+	mu      sync.Mutex              // every VM operation, one at a time
+	vm      *qemu.VM                // nil while the server is off
+	serial  string                  // serial form of the disks plugged from now on
 	current atomic.Pointer[qemu.VM] // vm, for the CSI forwarder (never waits on mu)
 }
 
@@ -87,7 +88,7 @@ func newVMGuest(cfg QEMUGuest, server string) (*vmGuest, error) {
 	if _, err := serialFor(cfg.Serial, server); err != nil {
 		return nil, err
 	}
-	g := &vmGuest{cfg: cfg, server: server, dir: cfg.Dir, serials: map[string]string{server: cfg.Serial}}
+	g := &vmGuest{cfg: cfg, server: server, dir: cfg.Dir, serial: cfg.Serial}
 	if g.dir == "" {
 		dir, err := os.MkdirTemp("", "csim-guest-")
 		if err != nil {
@@ -132,8 +133,8 @@ func (g *vmGuest) setVM(vm *qemu.VM) {
 // bootLocked starts QEMU with the drives the server holds. Caller holds g.mu.
 func (g *vmGuest) bootLocked(st *store) error {
 	var disks []qemu.Disk
-	for _, id := range st.guestDrives() {
-		serial, err := serialFor(g.serials[g.server], id)
+	for _, id := range st.guestDrives(g.server) {
+		serial, err := serialFor(g.serial, id)
 		if err != nil {
 			return err
 		}
@@ -164,7 +165,7 @@ func (g *vmGuest) watch(st *store, vm *qemu.VM) {
 	}
 	logf("guest of server %s ended by itself (%v): server stopped", g.server, vm.ExitErr())
 	_ = st.forceServerStatus(g.server, srvStopped)
-	st.settleGuestDetaches()
+	g.settleDetaches(st)
 }
 
 // forget drops vm if it is still the current one.
@@ -183,7 +184,7 @@ func (g *vmGuest) power(st *store, on bool) {
 	if err := g.switchPower(st, on); err != nil {
 		logf("guest of server %s: %v", g.server, err)
 	}
-	st.settleGuestDetaches()
+	g.settleDetaches(st)
 }
 
 // switchPower boots or shuts down the guest, one VM operation at a time.
@@ -221,245 +222,4 @@ func (g *vmGuest) close() error {
 	err := g.switchPower(nil, false)
 	g.removeDir()
 	return err
-}
-
-// reconcileVM makes the drive's disk in the guest match the simulated
-// state, like reconcileGuest for loop devices; in addition, a drive being
-// detached from the running guest leaves the server only once QEMU has
-// reported its device deleted (or there is no guest to hold it).
-func (st *store) reconcileVM(id string) {
-	g := st.vm
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for {
-		want, leaving := st.vmWant(id)
-		vm := g.vm
-		have := vm != nil && vm.HasDisk(id)
-		var err error
-		switch {
-		case want && !have && vm != nil:
-			err = g.plugLocked(st, vm, id)
-		case !want && have:
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-			err = vm.RemoveDisk(ctx, id)
-			cancel()
-		default:
-			if leaving && !have {
-				st.endGuestDetach(id)
-			}
-			return
-		}
-		if err != nil {
-			logf("guest disk of drive %s: %v", id, err)
-			return
-		}
-	}
-}
-
-func (g *vmGuest) plugLocked(st *store, vm *qemu.VM, id string) error {
-	serial, err := serialFor(g.serials[g.server], id)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	return vm.AddDisk(ctx, qemu.Disk{ID: id, File: st.drivePath(id), Serial: serial})
-}
-
-// refreshVM passes a grown backing file on to the guest: block_resize.
-func (st *store) refreshVM(id string) {
-	g := st.vm
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.vm == nil || !g.vm.HasDisk(id) {
-		return
-	}
-	fi, err := os.Stat(st.drivePath(id))
-	if err != nil {
-		logf("guest disk of drive %s: %v", id, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	if err := g.vm.ResizeDisk(ctx, id, fi.Size()); err != nil {
-		logf("guest disk of drive %s: block_resize: %v", id, err)
-	}
-}
-
-// vmWant tells whether the drive should be a disk in the guest now (it is
-// on the server's drives list and the server is on), and whether it is
-// being detached.
-func (st *store) vmWant(id string) (want, leaving bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	v, d := st.servers[st.localServer], st.drives[id]
-	if st.closed || v == nil || d == nil {
-		return false, false
-	}
-	_, attached := v.entry(id)
-	_, leaving = v.detaching[id]
-	if t, ok := v.appearAt[id]; ok && time.Now().Before(t) {
-		attached = false
-	}
-	return attached && v.guestLive(), leaving
-}
-
-// guestDrives lists the drives a guest booting now starts with.
-func (st *store) guestDrives() []string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	v := st.servers[st.localServer]
-	if v == nil || !v.guestLive() {
-		return nil
-	}
-	var ids []string
-	for _, e := range v.drives {
-		if t, ok := v.appearAt[e.drive]; !ok || !time.Now().Before(t) {
-			ids = append(ids, e.drive)
-		}
-	}
-	return ids
-}
-
-// endGuestDetach ends a detach of the local server that the guest has
-// completed, whichever detach (generation) it is.
-func (st *store) endGuestDetach(did string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if v := st.servers[st.localServer]; v != nil {
-		if _, ok := v.detaching[did]; ok {
-			st.endDetachLocked(v, did)
-		}
-	}
-}
-
-// settleGuestDetaches ends the detaches a guest that went away can no
-// longer complete.
-func (st *store) settleGuestDetaches() {
-	for _, id := range st.guestDetaching() {
-		st.reconcileVM(id)
-	}
-}
-
-func (st *store) guestDetaching() []string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	v := st.servers[st.localServer]
-	if v == nil {
-		return nil
-	}
-	var ids []string
-	for id := range v.detaching {
-		ids = append(ids, id)
-	}
-	return ids
-}
-
-// powerGuest makes the LocalServer's QEMU guest follow a power transition
-// to status to: it boots as the server starts and shuts down as it stops.
-func (st *store) powerGuest(id, to string) {
-	if st.vm == nil || id != st.localServer {
-		return
-	}
-	st.vm.power(st, to != srvStopped && to != stUnavailable)
-}
-
-// --- The simulator's API for the QEMU guest --------------------------------
-
-// GuestInfo describes the LocalServer's QEMU guest.
-type GuestInfo struct {
-	Running     bool
-	Accel       string // kvm or tcg
-	AccelReason string
-	Started     time.Time // QEMU started
-	ConsoleLog  string    // the guest's console (ttyS0)
-	Dir         string    // sockets and logs
-}
-
-var errNoQEMU = errors.New("the simulator has no QEMU guest (Config.QEMU)")
-
-// GuestInfo describes the QEMU guest; false without one.
-func (s *Sim) GuestInfo() (GuestInfo, bool) {
-	if s.vm == nil {
-		return GuestInfo{}, false
-	}
-	info := GuestInfo{Dir: s.vm.dir, ConsoleLog: filepath.Join(s.vm.dir, "console.log")}
-	if vm := s.vm.current.Load(); vm != nil {
-		info.Running, info.Accel, info.AccelReason, info.Started = true, vm.Accel, vm.AccelReason, vm.Started
-	}
-	return info, true
-}
-
-// GuestCSIEndpoint is the host socket of the node plugin in the QEMU guest
-// ("unix:///..."); "" without one.
-func (s *Sim) GuestCSIEndpoint() string {
-	if s.vm == nil {
-		return ""
-	}
-	return "unix://" + filepath.Join(s.vm.dir, "csi.sock")
-}
-
-// GuestReady waits until the QEMU guest has booted and its node plugin
-// serves CSI.
-func (s *Sim) GuestReady(ctx context.Context) error {
-	if s.vm == nil {
-		return errNoQEMU
-	}
-	vm := s.vm.current.Load()
-	if vm == nil {
-		return errors.New("the local server's guest is off")
-	}
-	return vm.Ready(ctx)
-}
-
-// GuestRun runs a command in the QEMU guest and returns its output; a
-// non-zero exit is an error carrying its stderr.
-func (s *Sim) GuestRun(ctx context.Context, argv ...string) (string, error) {
-	if s.vm == nil {
-		return "", errNoQEMU
-	}
-	vm := s.vm.current.Load()
-	if vm == nil {
-		return "", errors.New("the local server's guest is off")
-	}
-	return vm.Run(ctx, argv...)
-}
-
-// CrashServer stops a server at once, as a hypervisor crash would: a QEMU
-// guest is killed with SIGKILL (no sync, no unmount) and the server shows
-// stopped.
-func (s *Sim) CrashServer(id string) error {
-	if _, ok := s.st.serverCopy(id); !ok {
-		return fmt.Errorf("no server %s", id)
-	}
-	if s.vm != nil && id == s.st.localServer && s.vm.crash() {
-		logf("guest of server %s killed (SIGKILL)", id)
-	}
-	if err := s.st.forceServerStatus(id, srvStopped); err != nil {
-		return err
-	}
-	s.st.settleGuestDetachesOf(id)
-	return nil
-}
-
-// settleGuestDetachesOf settles the detaches of the QEMU guest's server.
-func (st *store) settleGuestDetachesOf(id string) {
-	if st.vm != nil && id == st.localServer {
-		st.settleGuestDetaches()
-	}
-}
-
-// SetGuestSerial sets the serial form (SerialVirtio, SerialHex, SerialNone)
-// of the disks plugged into a server's guest from now on.
-func (s *Sim) SetGuestSerial(id, form string) error {
-	if s.vm == nil {
-		return errNoQEMU
-	}
-	if _, err := serialFor(form, id); err != nil {
-		return err
-	}
-	s.vm.mu.Lock()
-	defer s.vm.mu.Unlock()
-	s.vm.serials[id] = form
-	return nil
 }

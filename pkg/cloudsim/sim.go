@@ -37,6 +37,9 @@ type Delays struct {
 	Detach       time.Duration // drive removed from a server -> no longer mounted
 	ServerUpdate time.Duration // a server PUT/start/stop keeps the server busy this long
 	GuestAppear  time.Duration // extra delay before an attached drive's guest device appears
+	// Call is added before every answer: the network round trip to the
+	// API, which benchmarks compare each operation's time against.
+	Call time.Duration
 }
 
 // Config configures a simulator.
@@ -52,6 +55,11 @@ type Config struct {
 	// QEMU, if set, makes the LocalServer a real Linux guest instead
 	// (QEMUGuest); it excludes GuestDevicesDir.
 	QEMU *QEMUGuest
+	// QEMUServers are more running servers created at startup, server
+	// UUID -> its guest, each a QEMU guest like the LocalServer with QEMU
+	// (its own Dir, Serial and NodeArgs): nodes on real guest kernels, so
+	// a volume can move between them.
+	QEMUServers map[string]QEMUGuest
 	// GuestServers are more running servers created at startup, server
 	// UUID -> directory, each with its attached drives emulated like the
 	// LocalServer's with GuestDevicesDir: more nodes on this machine, so a
@@ -88,8 +96,8 @@ const (
 type Sim struct {
 	st         *store
 	api        *api
-	guests     map[string]*guest // server UUID -> loop-device guest
-	vm         *vmGuest
+	guests     map[string]*guest   // server UUID -> loop-device guest
+	vms        map[string]*vmGuest // server UUID -> QEMU guest
 	ownDataDir bool
 	faults     faultSet
 	calls      callLog
@@ -144,16 +152,15 @@ func New(cfg Config) (*Sim, error) {
 		s.removeDataDir(dataDir)
 		return nil, err
 	}
-	if cfg.QEMU != nil {
-		vm, err := newVMGuest(*cfg.QEMU, cfg.LocalServer)
-		if err != nil {
-			s.removeDataDir(dataDir)
-			return nil, err
-		}
-		s.vm = vm
+	vms, err := newVMGuests(cfg)
+	if err != nil {
+		s.closeGuests()
+		s.removeDataDir(dataDir)
+		return nil, err
 	}
+	s.vms = vms
 	owner := uuid.NewSHA1(uuid.NameSpaceURL, []byte("cloudsigma-sim:"+cfg.Username)).String()
-	s.st = newStore(dataDir, owner, caps, cfg, s.guests, s.vm)
+	s.st = newStore(dataDir, owner, caps, cfg, s.guests, s.vms)
 	s.api = newAPI(s.st, cfg)
 	if cfg.LocalServer != "" {
 		s.st.addServer(cfg.LocalServer, "local-server", true)
@@ -161,14 +168,16 @@ func New(cfg Config) (*Sim, error) {
 	for _, id := range slices.Sorted(maps.Keys(cfg.GuestServers)) {
 		s.st.addServer(id, "guest-server-"+id[:8], true)
 	}
-	if s.vm != nil {
-		// The local server runs: its guest boots now. Where QEMU cannot
-		// start, New fails with the reason.
-		if err := s.vm.switchPower(s.st, true); err != nil {
-			s.vm.close()
-			s.removeDataDir(dataDir)
-			return nil, err
-		}
+	for _, id := range slices.Sorted(maps.Keys(cfg.QEMUServers)) {
+		s.st.addServer(id, "qemu-server-"+id[:8], true)
+	}
+	// The guests' servers run: they boot now. Where QEMU cannot start, New
+	// fails with the reason.
+	if err := s.bootVMs(); err != nil {
+		s.st.close()
+		s.closeGuests()
+		s.removeDataDir(dataDir)
+		return nil, err
 	}
 	return s, nil
 }
@@ -180,14 +189,19 @@ func (s *Sim) Close() error {
 	if !s.st.close() {
 		return nil
 	}
+	errs := []error{s.closeGuests(), s.removeDataDir(s.st.dataDir)}
+	return errors.Join(errs...)
+}
+
+// closeGuests detaches the loop devices and shuts the QEMU guests down.
+func (s *Sim) closeGuests() error {
 	var errs []error
 	for _, g := range s.guests {
 		errs = append(errs, g.closeAll())
 	}
-	if s.vm != nil {
-		errs = append(errs, s.vm.close())
+	for _, g := range s.vms {
+		errs = append(errs, g.close())
 	}
-	errs = append(errs, s.removeDataDir(s.st.dataDir))
 	return errors.Join(errs...)
 }
 
@@ -212,6 +226,16 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &recorder{ResponseWriter: w, onStatus: logCall}
 	rec.Header().Set("X-REQUEST-ID", uuid.NewString())
+	if rtt := s.st.delays.Call; rtt > 0 {
+		t := time.NewTimer(rtt)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			logCall(0)
+			return
+		}
+	}
 	s.serveWithFaults(rec, r)
 	if !rec.wrote { // a handler that wrote nothing (connection dropped by a fault)
 		logCall(0)

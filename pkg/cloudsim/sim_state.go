@@ -105,20 +105,19 @@ func (s *Sim) LastServerPut(id string) map[string]any {
 	return out
 }
 
-// GuestDevices maps drive UUID -> loop device for the emulated guest, or
-// -> the hot-plug port its disk holds in a QEMU guest.
-func (s *Sim) GuestDevices() map[string]string {
-	if s.vm != nil {
-		if vm := s.vm.current.Load(); vm != nil {
-			return vm.Disks()
-		}
-	}
-	return s.GuestDevicesOf(s.st.localServer)
-}
+// GuestDevices is GuestDevicesOf the LocalServer.
+func (s *Sim) GuestDevices() map[string]string { return s.GuestDevicesOf(s.st.localServer) }
 
 // GuestDevicesOf maps drive UUID -> loop device in a loop-device guest's
-// server (the LocalServer's or one of Config.GuestServers).
+// server (the LocalServer's or one of Config.GuestServers), or -> the
+// hot-plug port its disk holds in a QEMU guest.
 func (s *Sim) GuestDevicesOf(server string) map[string]string {
+	if g := s.vms[server]; g != nil {
+		if vm := g.current.Load(); vm != nil {
+			return vm.Disks()
+		}
+		return map[string]string{}
+	}
 	g := s.guests[server]
 	if g == nil {
 		return map[string]string{}

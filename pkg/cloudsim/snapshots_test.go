@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 const snapshotKeys = "allocated_size,drive,grantees,meta,name,owner,permissions,resource_uri,status,tags,timestamp,uuid"
 
 func TestSnapshotCreateAndClone(t *testing.T) {
-	e := newEnv(t, nil)
+	// A snapshot delay long enough that a loaded machine still sends the
+	// clone below while the snapshot is creating.
+	e := newEnv(t, func(c *Config) { c.Delays.Snapshot = time.Second })
 	drv := e.createDrive("data", gib, map[string]any{"meta": map[string]any{"pvc": "p"}})
 	file := func(id string) string { d, _ := e.sim.Drive(id); return d.BackingFile }
 	writeAt(t, file(drv), 1<<20, []byte("before"))

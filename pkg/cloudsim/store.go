@@ -28,9 +28,9 @@ type store struct {
 	caps        *Capabilities
 	delays      Delays
 	localServer string
-	guests      map[string]*guest // server UUID -> its loop-device guest; fixed at start
-	vm          *vmGuest          // nil unless the LocalServer is a QEMU guest
-	hotplugOff  bool              // Config.Hotplug == HotplugIgnore
+	guests      map[string]*guest   // server UUID -> its loop-device guest; fixed at start
+	vms         map[string]*vmGuest // server UUID -> its QEMU guest; fixed at start
+	hotplugOff  bool                // Config.Hotplug == HotplugIgnore
 
 	mu        sync.Mutex
 	closed    bool
@@ -45,10 +45,10 @@ type store struct {
 	timerWG   sync.WaitGroup
 }
 
-func newStore(dataDir, owner string, caps *Capabilities, cfg Config, guests map[string]*guest, vm *vmGuest) *store {
+func newStore(dataDir, owner string, caps *Capabilities, cfg Config, guests map[string]*guest, vms map[string]*vmGuest) *store {
 	return &store{
 		dataDir: dataDir, owner: owner, caps: caps, delays: cfg.Delays,
-		localServer: cfg.LocalServer, guests: guests, vm: vm, hotplugOff: cfg.Hotplug == HotplugIgnore,
+		localServer: cfg.LocalServer, guests: guests, vms: vms, hotplugOff: cfg.Hotplug == HotplugIgnore,
 		drives:    map[string]*drive{},
 		snapshots: map[string]*snapshot{},
 		servers:   map[string]*server{},

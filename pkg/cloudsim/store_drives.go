@@ -337,8 +337,8 @@ func (st *store) startResizeLocked(d *drive, size int64) *apiError {
 		for _, g := range st.guests {
 			g.refresh(id)
 		}
-		if st.vm != nil {
-			st.refreshVM(id)
+		for _, g := range st.vms {
+			g.refresh(st, id)
 		}
 	})
 	return nil

@@ -188,7 +188,7 @@ func (st *store) scheduleDetachLocked(v *server, e srvDrive) func() {
 	e.gen = st.nextSeqLocked()
 	v.detaching[e.drive] = e
 	sid, did, gen := v.uuid, e.drive, e.gen
-	if st.vm != nil && sid == st.localServer && v.guestLive() {
+	if st.vmOf(sid) != nil && v.guestLive() {
 		return func() { go st.reconcileGuest(did) }
 	}
 	st.afterLocked(st.delays.Detach, func() {

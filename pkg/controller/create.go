@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/inflight"
@@ -92,9 +94,11 @@ func (c *Service) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest
 	return &csi.CreateVolumeResponse{Volume: c.csiVolume(d, p.volumeContext(), src)}, nil
 }
 
-// findVolume returns this cluster's drive named name, if any.
+// findVolume returns this cluster's drive named name, if any. Concurrent
+// lookups share one list call (?name=a,b,c): a burst of creates spends its
+// calls on the creates.
 func (c *Service) findVolume(ctx context.Context, name string) (*cloudsigma.Drive, error) {
-	drives, err := c.cloud.ListDrives(ctx, cloudsigma.Filter{Name: []string{name}})
+	drives, err := c.reads.Named(ctx, name)
 	if err != nil {
 		return nil, cloudError(err, "looking up drive by name")
 	}
@@ -132,6 +136,9 @@ func (c *Service) startVolume(ctx context.Context, name string, size int64, p vo
 		})
 		return err
 	})
+	if cloudsigma.IsValidation(err) {
+		c.forgetCapabilities() // the limits checked against may have changed
+	}
 	return d, cloudError(err, "creating drive")
 }
 
@@ -140,7 +147,7 @@ func (c *Service) startVolume(ctx context.Context, name string, size int64, p vo
 // meta and no tags, nor multimount) and grows clones that must be larger
 // than their source.
 func (c *Service) finishVolume(ctx context.Context, d *cloudsigma.Drive, name string, size int64, p volumeParams, src *csi.VolumeContentSource) (*cloudsigma.Drive, error) {
-	d, err := c.waitReady(ctx, d.UUID)
+	d, err := c.settle(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +181,28 @@ func (c *Service) finishVolume(ctx context.Context, d *cloudsigma.Drive, name st
 	return d, nil
 }
 
+// waitReady polls a drive until it settles; the polls of concurrent waits
+// share one list call (DriveReads).
 func (c *Service) waitReady(ctx context.Context, uuid string) (*cloudsigma.Drive, error) {
-	d, err := c.cloud.WaitDrive(ctx, uuid, c.wait, cloudsigma.DriveSettled...)
+	d, err := cloudsigma.WaitDriveBy(ctx, c.reads.Get, uuid, c.wait, cloudsigma.DriveSettled...)
 	if err != nil {
 		return nil, cloudError(err, "waiting for drive "+uuid)
+	}
+	return d, nil
+}
+
+// settle is waitReady for a drive just answered by the API (its create or
+// lookup): settled, the answer is used as is; in motion, the first read
+// comes a poll interval later, as one right away would find it unchanged.
+func (c *Service) settle(ctx context.Context, d *cloudsigma.Drive) (*cloudsigma.Drive, error) {
+	if slices.Contains(cloudsigma.DriveSettled, d.Status) {
+		return d, nil
+	}
+	opts, id := c.wait, d.UUID
+	opts.Seen = time.Now()
+	d, err := cloudsigma.WaitDriveBy(ctx, c.reads.Get, id, opts, cloudsigma.DriveSettled...)
+	if err != nil {
+		return nil, cloudError(err, "waiting for drive "+id)
 	}
 	return d, nil
 }

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"context"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -56,8 +58,12 @@ func (c *Service) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest
 	}
 	// Deletion is asynchronous; wait until the drive is gone so a new
 	// volume with the same name is not mistaken for this one.
-	err = cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
-		_, err := c.cloud.GetDrive(ctx, id)
+	// The DELETE's answer is the last state seen: the first read comes a
+	// poll interval later.
+	opts := c.wait
+	opts.Seen = time.Now()
+	err = cloudsigma.Poll(ctx, opts, func(ctx context.Context) (bool, error) {
+		_, err := c.reads.Get(ctx, id) // shared with concurrent waits
 		if cloudsigma.IsNotFound(err) {
 			return true, nil
 		}

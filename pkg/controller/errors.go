@@ -135,3 +135,10 @@ func snapshotError(err error, limitReached bool, driveID string) error {
 	}
 	return cloudError(err, "creating snapshot")
 }
+
+// incompatiblePublish: "Volume published but is incompatible", a second
+// publish at the same node with another capability or readonly flag.
+func incompatiblePublish(volID, node, got, want string) error {
+	return status.Errorf(codes.AlreadyExists, "drive %s is published at node %s as %q, incompatible with the requested %q",
+		volID, node, strings.TrimPrefix(got, node+"/"), strings.TrimPrefix(want, node+"/"))
+}

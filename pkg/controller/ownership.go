@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/params"
@@ -26,7 +27,7 @@ const (
 	MetaSource       = "csi_source"  // "", "snapshot:<uuid>" or "volume:<uuid>"
 	MetaSize         = "csi_size"    // on snapshots: the drive's size when taken
 	MetaContext      = "csi_context" // fingerprint of the volume context
-	MetaPublished    = "csi_publish" // node and capability of the last publish
+	MetaPublished    = "csi_publish" // node and capability of the last publish (older drivers; now in the server's meta)
 	MetaRetired      = "csi_retired" // when DeleteVolume retired a drive that has snapshots
 	MetaPVCName      = "pvc_name"
 	MetaPVCNamespace = "pvc_namespace"
@@ -157,21 +158,14 @@ func compatible(d *cloudsigma.Drive, name string, p volumeParams, src *csi.Volum
 	return nil
 }
 
-// withPublishRecord is the drive's meta with the publish record replaced.
-func withPublishRecord(d *cloudsigma.Drive, record string) map[string]string {
-	meta := maps.Clone(d.Meta)
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	meta[MetaPublished] = record
-	return meta
-}
-
-// publishRecord is what the drive's meta keeps of a publish, so a second
-// publish at the same node can be told compatible (OK) from incompatible
-// (ALREADY_EXISTS) across driver restarts. The single-node writer modes
-// are one class: they attach the same way, and the attacher switches
-// between them when SINGLE_NODE_MULTI_WRITER support changes.
+// publishRecord is what is kept of a publish, so a second publish at the
+// same node can be told compatible (OK) from incompatible (ALREADY_EXISTS)
+// across driver restarts. The single-node writer modes are one class: they
+// attach the same way, and the attacher switches between them when
+// SINGLE_NODE_MULTI_WRITER support changes. It lives in the server's meta
+// (attach.RecordKeyPrefix, written by the attach's own PUT, see
+// serverRecord); drives published by older drivers carry it in their meta
+// (MetaPublished), read while no server record exists.
 func publishRecord(node string, vc *csi.VolumeCapability, readonly bool) string {
 	access := "mount"
 	if vc.GetBlock() != nil {
@@ -182,6 +176,25 @@ func publishRecord(node string, vc *csi.VolumeCapability, readonly bool) string 
 		mode = "ro"
 	}
 	return fmt.Sprintf("%s/%s/%s/readonly=%t", node, access, mode, readonly)
+}
+
+// serverRecord is the publish record as the server's meta keeps it: with the
+// cluster that wrote it, so an unpublish can tell from the server's read
+// alone that this cluster attached the drive there.
+func (c *Service) serverRecord(record string) string {
+	return record + " " + MetaCluster + "=" + c.clusterID
+}
+
+// recordOnServer is the publish record of a server record, "" for none.
+func recordOnServer(rec string) string {
+	r, _, _ := strings.Cut(rec, " ")
+	return r
+}
+
+// publishedHere: the server's record says this cluster attached the drive.
+func (c *Service) publishedHere(rec string) bool {
+	_, cluster, ok := strings.Cut(rec, " ")
+	return ok && cluster == MetaCluster+"="+c.clusterID
 }
 
 // sourceKey is the csi_source meta value for a content source.

@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strconv"
 	"strings"
 
+	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/inflight"
 	"github.com/cloudsigma-csi/driver/pkg/params"
@@ -17,7 +19,9 @@ import (
 
 // ControllerPublishVolume attaches a drive to a server (the node id) as a
 // virtio device. The per-server queue serializes and batches the rewrite of
-// the server's drives list.
+// the server's drives list. In steady state it makes three API calls: read
+// the drive, read the server, write the server (which carries the publish
+// record and whose answer confirms the attach).
 func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	volID, node := req.GetVolumeId(), req.GetNodeId()
 	switch {
@@ -37,6 +41,8 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	}
 	defer release()
 
+	// Call 1 of 3: the drive, for its owner, multimount flag, holders,
+	// status and size (the publish context's).
 	d, err := c.volume(ctx, volID)
 	if err != nil {
 		return nil, err
@@ -44,13 +50,11 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	if err := c.checkDriveOwner(d, "attach"); err != nil {
 		return nil, err
 	}
-	if _, err := c.cloud.GetServer(ctx, node); err != nil {
-		return nil, cloudError(err, "reading server "+node)
-	}
 	want := publishRecord(node, req.GetVolumeCapability(), req.GetReadonly())
-	if got := d.Meta[MetaPublished]; d.IsMountedOn(node) && got != "" && got != want && strings.HasPrefix(got, node+"/") {
-		return nil, status.Errorf(codes.AlreadyExists, "drive %s is published at node %s as %q, incompatible with the requested %q",
-			volID, node, strings.TrimPrefix(got, node+"/"), strings.TrimPrefix(want, node+"/"))
+	if req.GetReadonly() && d.IsMountedOn(node) {
+		// Every publish this driver made is writable: a readonly one at the
+		// same node is incompatible with it.
+		return nil, incompatiblePublish(volID, node, publishRecord(node, req.GetVolumeCapability(), false), want)
 	}
 	if req.GetReadonly() {
 		// Without PUBLISH_READONLY the CO "MUST set this field to false";
@@ -78,18 +82,27 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	if err != nil {
 		return nil, err
 	}
-	if d.Meta[MetaPublished] != want {
-		c.recordPublish(ctx, d, want)
-	}
-	ch, err := c.queue.Attach(ctx, node, volID)
+	// Calls 2 and 3: the queue reads the server and writes it once for its
+	// whole batch, the publish record in the server's meta in that same
+	// write; a missing server is its NotFound. The answer lists the drive
+	// at its channel or the attach is not confirmed.
+	a, err := c.queue.Attach(ctx, node, volID, c.serverRecord(want))
 	if err != nil {
 		c.leaveWindow(node, volID)
 		return nil, attachError(err, node, volID)
 	}
-	klog.InfoS("ControllerPublishVolume: attached", "drive", volID, "server", node, "devChannel", ch)
+	got := recordOnServer(a.Record)
+	if got == "" && d.IsMountedOn(node) && strings.HasPrefix(d.Meta[MetaPublished], node+"/") {
+		got = d.Meta[MetaPublished] // published by a driver that kept the record on the drive
+	}
+	if got != "" && got != want {
+		c.leaveWindow(node, volID)
+		return nil, incompatiblePublish(volID, node, got, want)
+	}
+	klog.InfoS("ControllerPublishVolume: attached", "drive", volID, "server", node, "devChannel", a.Channel)
 	pc := map[string]string{
 		params.PublishDriveUUID:  volID,
-		params.PublishDevChannel: ch,
+		params.PublishDevChannel: a.Channel,
 		params.PublishDriveSize:  strconv.FormatInt(int64(d.Size), 10),
 	}
 	maps.Copy(pc, evidence)
@@ -121,7 +134,7 @@ func (c *Service) takeFromStopped(ctx context.Context, d *cloudsigma.Drive, node
 		stopped = append(stopped, m.UUID)
 	}
 	for _, srv := range stopped {
-		if err := c.queue.Detach(ctx, srv, d.UUID); err != nil && !cloudsigma.IsNotFound(err) {
+		if err := c.queue.Detach(ctx, srv, d.UUID, nil); err != nil && !cloudsigma.IsNotFound(err) {
 			return cloudError(err, "detaching drive "+d.UUID+" from stopped server "+srv)
 		}
 		klog.InfoS("ControllerPublishVolume: detached from a stopped server", "drive", d.UUID, "from", srv, "to", node)
@@ -136,7 +149,7 @@ func (c *Service) takeFromStopped(ctx context.Context, d *cloudsigma.Drive, node
 // servers (CloudSigma detaches asynchronously). A deleted drive is detached.
 func (c *Service) waitDetached(ctx context.Context, volID string, servers []string) error {
 	err := cloudsigma.Poll(ctx, c.wait, func(ctx context.Context) (bool, error) {
-		d, err := c.cloud.GetDrive(ctx, volID)
+		d, err := c.reads.Get(ctx, volID) // shared with concurrent waits
 		if cloudsigma.IsNotFound(err) {
 			return true, nil
 		}
@@ -155,7 +168,8 @@ func (c *Service) waitDetached(ctx context.Context, volID string, servers []stri
 
 // ControllerUnpublishVolume detaches a drive and waits until CloudSigma no
 // longer lists it as mounted on the server (detach is asynchronous). A drive
-// or server that no longer exists is detached by definition.
+// or server that no longer exists is detached by definition. In steady state
+// it reads and writes the server, then reads the drive once per poll.
 func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
 	volID, node := req.GetVolumeId(), req.GetNodeId()
 	if volID == "" {
@@ -167,8 +181,20 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 	}
 	defer release()
 
-	// The drive is read first: another cluster's drive is never detached,
-	// from any server, by this cluster.
+	// Another cluster's drive is never detached, from any server, by this
+	// cluster. This cluster's publish record on the server proves the drive
+	// was attached there by this cluster, so the server's read (the queue's)
+	// stands in for the drive's; without that record the drive is read.
+	if node != "" {
+		err := c.queue.Detach(ctx, node, volID, c.publishedHere)
+		switch {
+		case errors.Is(err, attach.ErrNotRecorded):
+		case err != nil && !cloudsigma.IsNotFound(err):
+			return nil, cloudError(err, "detaching drive from server "+node)
+		default:
+			return c.unpublished(ctx, volID, []string{node})
+		}
+	}
 	d, err := c.volume(ctx, volID)
 	switch {
 	case status.Code(err) == codes.NotFound && node == "":
@@ -188,24 +214,19 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 		servers = refUUIDs(d.MountedOn)
 	}
 	for _, srv := range servers {
-		if err := c.queue.Detach(ctx, srv, volID); err != nil && !cloudsigma.IsNotFound(err) {
+		if err := c.queue.Detach(ctx, srv, volID, nil); err != nil && !cloudsigma.IsNotFound(err) {
 			return nil, cloudError(err, "detaching drive from server "+srv)
 		}
 		c.leaveWindow(srv, volID)
 	}
+	return c.unpublished(ctx, volID, servers)
+}
+
+// unpublished waits for the asynchronous unplug, one drive read per poll.
+func (c *Service) unpublished(ctx context.Context, volID string, servers []string) (*csi.ControllerUnpublishVolumeResponse, error) {
 	if err := c.waitDetached(ctx, volID, servers); err != nil {
 		return nil, err
 	}
 	klog.InfoS("ControllerUnpublishVolume: detached", "drive", volID, "servers", servers)
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
-}
-
-// recordPublish writes the publish record before attaching (a record the
-// attach never follows is ignored: it is only read while the drive is on
-// that node). It is best effort: the record only sharpens the answer to a
-// later incompatible publish, and a busy drive must not hold up an attach.
-func (c *Service) recordPublish(ctx context.Context, d *cloudsigma.Drive, record string) {
-	if _, err := c.cloud.UpdateDrive(ctx, d, cloudsigma.DriveUpdate{Meta: withPublishRecord(d, record)}); err != nil {
-		klog.InfoS("ControllerPublishVolume: publish record not written, attaching anyway", "drive", d.UUID, "err", err)
-	}
 }

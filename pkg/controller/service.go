@@ -43,6 +43,7 @@ type Service struct {
 	csi.UnimplementedControllerServer
 	cloud       Cloud
 	queue       *attach.Queue
+	reads       *cloudsigma.DriveReads // the polls of concurrent waits, shared
 	locks       inflight.Locks
 	clusterID   string
 	location    string
@@ -51,11 +52,10 @@ type Service struct {
 	serialsOnly bool
 	window      window
 
-	mu     sync.Mutex
-	caps   *cloudsigma.Capabilities
-	capsAt time.Time
-	tags   tagCache
-	tagMu  sync.Mutex // one lookup-or-create at a time: no duplicate tags
+	mu    sync.Mutex
+	caps  *cloudsigma.Capabilities
+	tags  tagCache
+	tagMu sync.Mutex // one lookup-or-create at a time: no duplicate tags
 }
 
 // New checks cfg and fills in the defaults.
@@ -83,7 +83,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Window = DefaultWindow
 	}
 	return &Service{
-		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels),
+		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels), reads: cloudsigma.NewDriveReads(cfg.Cloud.ListDrives),
 		clusterID: cfg.ClusterID, location: cfg.Location, wait: cfg.Wait,
 		content: content, serialsOnly: cfg.SerialsOnly, window: window{max: cfg.Window},
 	}, nil
@@ -121,20 +121,28 @@ func (c *Service) ControllerGetCapabilities(context.Context, *csi.ControllerGetC
 	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
 }
 
-// capabilities are cached for a minute: they change rarely and CreateVolume
-// needs them every time.
+// capabilities are read once per process: they change rarely and
+// CreateVolume needs them every time. A create the API refuses as invalid
+// drops them (forgetCapabilities), so changed limits are read again.
 func (c *Service) capabilities(ctx context.Context) (*cloudsigma.Capabilities, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.caps != nil && time.Since(c.capsAt) < time.Minute {
+	if c.caps != nil {
 		return c.caps, nil
 	}
 	caps, err := c.cloud.GetCapabilities(ctx)
 	if err != nil {
 		return nil, cloudError(err, "reading capabilities")
 	}
-	c.caps, c.capsAt = caps, time.Now()
+	c.caps = caps
 	return caps, nil
+}
+
+// forgetCapabilities makes the next capabilities call read them again.
+func (c *Service) forgetCapabilities() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.caps = nil
 }
 
 func (c *Service) topology() []*csi.Topology {

@@ -96,6 +96,13 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 		return err
 	}
 	opts := mountOptions(vc, fsType, ro)
+	if existing == "" && !ro {
+		if err := s.formatAndMountBlank(dev, staging, fsType, opts, fmtOpts); err != nil {
+			return formatError(err, fsType, fmtOpts)
+		}
+		klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging, "formatted", true)
+		return nil
+	}
 	if err := s.cfg.Mounter.FormatAndMountSensitiveWithFormatOptions(dev, staging, fsType, opts, nil, fmtOpts); err != nil {
 		return formatError(err, fsType, fmtOpts)
 	}

@@ -54,73 +54,104 @@ func figure(t *testing.T, name string, d time.Duration, note string) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	begin := time.Now()
 	code := m.Run()
 	if len(figures.lines) > 0 {
+		figures.lines = append(figures.lines, fmt.Sprintf("  %-11s %-52s %9s  %s", "all", "the whole suite (every test above)", time.Since(begin).Round(time.Second), ""))
 		fmt.Println("=== guest figures ===")
 		fmt.Println(strings.Join(figures.lines, "\n"))
 	}
 	os.Exit(code)
 }
 
-// env is the simulator with the QEMU guest as its local server, the
-// controller on the host, and a connection to the node plugin in the guest.
+// env is the simulator with the QEMU guest as its local server (and more
+// QEMU guests when asked), the controller on the host, and a connection to
+// the node plugin in each guest.
 type env struct {
 	*harness.Env
-	node *grpc.ClientConn
+	node  *grpc.ClientConn            // the local server's node plugin
+	nodes map[string]*grpc.ClientConn // server UUID -> its node plugin
+	cc    csi.ControllerClient        // the controller on the host
 }
 
-// start brings everything up and waits for the guest's node plugin.
-func start(t *testing.T) *env {
+// nodeArgs are the guest node plugin's flags, as the chart's DaemonSet
+// passes them (charts/cloudsigma-csi/templates/node.yaml): the topology
+// value comes from --location there too, since CloudSigma's server context
+// holds no location (its uuid, meta and drives; see README). -v=4 logs every
+// device lookup.
+var nodeArgs = []string{"--location=" + harness.Location, "-v=4"}
+
+// start brings everything up and waits for the guests' node plugins: the
+// local server's, and one more guest per UUID in more, booted together.
+func start(t *testing.T, more ...string) *env {
 	t.Helper()
 	if *imageDir == "" {
 		t.Fatal("-image is required: hack/guest-image.sh OUT_DIR builds it (make e2e-guest does)")
 	}
 	begin := time.Now()
-	h := harness.Start(t, harness.Options{QEMU: &cloudsim.QEMUGuest{
-		ImageDir: *imageDir, Accel: *accel,
-		// The controller's topology value; -v=4 logs every device lookup.
-		NodeArgs: []string{"--location=" + harness.Location, "-v=4"},
-	}})
-	info, _ := h.Sim.GuestInfo()
-	t.Cleanup(func() { saveConsole(t, info.ConsoleLog) })
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	if err := h.Sim.GuestReady(ctx); err != nil {
-		t.Fatalf("guest (%s: %s): %v", info.Accel, info.AccelReason, err)
+	guest := cloudsim.QEMUGuest{ImageDir: *imageDir, Accel: *accel, NodeArgs: nodeArgs}
+	opts := harness.Options{QEMU: &guest}
+	if len(more) > 0 {
+		opts.QEMUServers = map[string]cloudsim.QEMUGuest{}
+		for _, id := range more {
+			opts.QEMUServers[id] = guest
+		}
 	}
-	figure(t, "guest boot (QEMU start to node plugin serving)", time.Since(info.Started), info.Accel+": "+info.AccelReason)
-	figure(t, "environment up (simulator, controller, guest)", time.Since(begin), "")
-	conn, err := grpc.NewClient(h.Sim.GuestCSIEndpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	h := harness.Start(t, opts)
+	e := &env{Env: h, nodes: map[string]*grpc.ClientConn{}}
+	for _, id := range append([]string{h.Server}, more...) {
+		info, _ := h.Sim.GuestInfoOf(id)
+		t.Cleanup(func() { saveConsole(t, id, info.ConsoleLog) })
+		ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+		err := h.Sim.GuestReadyOf(ctx, id)
+		cancel()
+		if err != nil {
+			t.Fatalf("guest of server %s (%s: %s): %v", id, info.Accel, info.AccelReason, err)
+		}
+		note := info.Accel + ": " + info.AccelReason
+		if len(more) > 0 {
+			note = fmt.Sprintf("server %s, %d guests booting at once, %s", id[:8], len(more)+1, info.Accel)
+		}
+		figure(t, "guest boot (QEMU start to node plugin serving)", time.Since(info.Started), note)
+		conn, err := grpc.NewClient(h.Sim.GuestCSIEndpointOf(id), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		e.nodes[id] = conn
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &env{Env: h, node: conn}
+	e.node = e.nodes[h.Server]
+	e.cc = csi.NewControllerClient(h.Conn())
+	figure(t, "environment up (simulator, controller, guests)", time.Since(begin), "")
+	return e
 }
 
-func saveConsole(t *testing.T, path string) {
+func saveConsole(t *testing.T, server, path string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
 	if *keepLogs != "" {
-		name := fmt.Sprintf("%s/%s-console.log", *keepLogs, strings.ReplaceAll(t.Name(), "/", "_"))
+		name := fmt.Sprintf("%s/%s-%s-console.log", *keepLogs, strings.ReplaceAll(t.Name(), "/", "_"), server[:8])
 		if err := os.WriteFile(name, b, 0o644); err == nil {
 			t.Logf("guest console: %s", name)
 		}
 	}
 	if t.Failed() {
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		t.Logf("guest console, last lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		t.Logf("guest console of server %s, last lines:\n%s", server, strings.Join(lines[max(0, len(lines)-60):], "\n"))
 	}
 }
 
-// guestSerials lists the serials of the guest's block devices.
-func (e *env) guestSerials(t *testing.T) []string {
+// guestSerials lists the serials of the local guest's block devices.
+func (e *env) guestSerials(t *testing.T) []string { return e.serialsOn(t, e.Server) }
+
+// serialsOn lists the serials of a server's guest's block devices.
+func (e *env) serialsOn(t *testing.T, server string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := e.Sim.GuestRun(ctx, "sh", "-c", "for f in /sys/block/*/serial; do [ -f \"$f\" ] && cat \"$f\" && echo; done; true")
+	out, err := e.Sim.GuestRunOn(ctx, server, "sh", "-c", "for f in /sys/block/*/serial; do [ -f \"$f\" ] && cat \"$f\" && echo; done; true")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,3 +161,6 @@ func (e *env) guestSerials(t *testing.T) []string {
 }
 
 func (e *env) nodeClient() csi.NodeClient { return csi.NewNodeClient(e.node) }
+
+// nodeOf is the node plugin in a server's guest.
+func (e *env) nodeOf(server string) csi.NodeClient { return csi.NewNodeClient(e.nodes[server]) }

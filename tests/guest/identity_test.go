@@ -172,8 +172,8 @@ func startSerial(t *testing.T, serial string) *env {
 		ImageDir: *imageDir, Accel: *accel, Serial: serial,
 		NodeArgs: []string{"--location=" + harness.Location},
 	}})
-	info, _ := h.Sim.GuestInfo()
-	t.Cleanup(func() { saveConsole(t, info.ConsoleLog) })
+	info, _ := h.Sim.GuestInfoOf(h.Server)
+	t.Cleanup(func() { saveConsole(t, h.Server, info.ConsoleLog) })
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	if err := h.Sim.GuestReady(ctx); err != nil {
@@ -184,5 +184,5 @@ func startSerial(t *testing.T, serial string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{Env: h, node: conn}
+	return &env{Env: h, node: conn, nodes: map[string]*grpc.ClientConn{h.Server: conn}, cc: csi.NewControllerClient(h.Conn())}
 }

@@ -25,7 +25,7 @@ const gib = 1 << 30
 // removes them through the guest's agent.
 func TestSanity(t *testing.T) {
 	e := start(t)
-	identity(t, e)
+	identity(t, e, e.Server)
 	stageFigures(t, e)
 
 	guestCmd := func(argv ...string) (string, error) {
@@ -69,18 +69,19 @@ func TestSanity(t *testing.T) {
 	}
 }
 
-// identity checks what the node plugin says about itself: the node ID is
-// the server UUID, read from the server context on the guest's ttyS1.
-func identity(t *testing.T, e *env) {
+// identity checks what a guest's node plugin says about itself: the node
+// ID is its server's UUID, read from the server context on the guest's
+// ttyS1. The location is the --location flag (see nodeArgs).
+func identity(t *testing.T, e *env, server string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	info, err := e.nodeClient().NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
+	info, err := e.nodeOf(server).NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
 		t.Fatalf("NodeGetInfo through the guest's port: %v", err)
 	}
-	if info.NodeId != e.Server {
-		t.Fatalf("node ID %q, want the server UUID %s (from the server context)", info.NodeId, e.Server)
+	if info.NodeId != server {
+		t.Fatalf("node ID %q, want the server UUID %s (from the server context)", info.NodeId, server)
 	}
 	if loc := info.AccessibleTopology.GetSegments()["topology.csi.cloudsigma.com/location"]; loc != harness.Location {
 		t.Fatalf("topology %v, want location %s", info.AccessibleTopology, harness.Location)

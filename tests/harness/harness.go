@@ -49,6 +49,9 @@ type Options struct {
 	// QEMU makes the local server a real guest instead, with the node
 	// plugin inside it (cloudsim.QEMUGuest).
 	QEMU *cloudsim.QEMUGuest
+	// QEMUServers are more servers, each a QEMU guest with its own node
+	// plugin (cloudsim.Config.QEMUServers).
+	QEMUServers map[string]cloudsim.QEMUGuest
 	// Node, when set, is served next to the controller (mode all).
 	Node func(serverUUID string) (csi.NodeServer, error)
 	// NoController serves only identity (and Node).
@@ -63,6 +66,12 @@ type Options struct {
 	// observes every API call (and the simulator's state at that moment)
 	// before the simulator, faults included, sees it.
 	SimMiddleware func(*cloudsim.Sim, http.Handler) http.Handler
+	// Wait, when set, is the controller's poll schedule (nil: a fast one
+	// for tests; the zero value: the driver's production defaults).
+	Wait *cloudsigma.WaitOptions
+	// RateLimits makes the simulator answer 429 beyond the documented
+	// request rates.
+	RateLimits bool
 }
 
 // DefaultDelays are small but non-zero, so every asynchronous path runs.
@@ -99,7 +108,7 @@ func Start(t testing.TB, opts Options) *Env {
 	server := "5b4a69a3-8e78-4c45-a8ba-8b13f0895e23"
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
-		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, Delays: delays, Hotplug: opts.Hotplug,
+		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, QEMUServers: opts.QEMUServers, Delays: delays, Hotplug: opts.Hotplug,
 		GuestSerials: map[string]string{server: opts.GuestSerials},
 	})
 	if err != nil {
@@ -154,9 +163,13 @@ func (e *Env) StartDriver() {
 	opts := driver.Options{Endpoint: e.Endpoint, Interceptors: []grpc.UnaryServerInterceptor{killable(dead)}}
 	var sweeper *controller.Service
 	if !e.opts.NoController {
+		wait := cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute}
+		if e.opts.Wait != nil {
+			wait = *e.opts.Wait
+		}
 		c, err := controller.New(controller.Config{
 			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels, SerialsOnly: e.serialsOnly(),
-			Wait: cloudsigma.WaitOptions{MinInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond, Timeout: time.Minute},
+			Wait: wait,
 		})
 		if err != nil {
 			e.t.Fatalf("controller service: %v", err)

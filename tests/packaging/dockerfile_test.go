@@ -26,41 +26,113 @@ func dockerfileLines(t *testing.T) []string {
 	return out
 }
 
-func TestDockerfilePinsAndPackages(t *testing.T) {
-	lines := dockerfileLines(t)
+// stage is one FROM of the Dockerfile and the lines up to the next.
+type stage struct {
+	name, base string
+	lines      []string
+}
+
+// dockerfileStages splits the Dockerfile into its stages, with each FROM's
+// base resolved through the ARGs declared before the first FROM.
+func dockerfileStages(t *testing.T) (args map[string]string, stages []stage) {
+	t.Helper()
+	args = map[string]string{}
+	for _, l := range dockerfileLines(t) {
+		if f, ok := strings.CutPrefix(l, "FROM "); ok {
+			fields := strings.Fields(f)
+			st := stage{base: os.Expand(fields[0], func(k string) string { return args[k] })}
+			if len(fields) == 3 && strings.EqualFold(fields[1], "AS") {
+				st.name = fields[2]
+			}
+			stages = append(stages, st)
+			continue
+		}
+		if len(stages) == 0 {
+			if kv, ok := strings.CutPrefix(l, "ARG "); ok {
+				k, v, _ := strings.Cut(kv, "=")
+				args[k] = v
+			}
+			continue
+		}
+		stages[len(stages)-1].lines = append(stages[len(stages)-1].lines, l)
+	}
+	return args, stages
+}
+
+var pinnedImage = regexp.MustCompile(`^([a-z0-9./-]+):([A-Za-z0-9._-]+)@sha256:[0-9a-f]{64}$`)
+
+// TestDockerfileImages: every base is pinned by tag and digest; the
+// controller image is distroless (no shell, no package manager) as user
+// 65532; the node image installs only what the node plugin executes and
+// runs as root; the default target is the node image.
+func TestDockerfileImages(t *testing.T) {
+	args, stages := dockerfileStages(t)
 	goMod := string(readFile(t, filepath.Join(repoRoot(t), "go.mod")))
 	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(goMod)
 	if goVersion == nil {
 		t.Fatal("no go directive in go.mod")
 	}
-	var froms []string
-	for _, l := range lines {
-		if f, ok := strings.CutPrefix(l, "FROM "); ok {
-			froms = append(froms, strings.Fields(f)[0])
+	var names []string
+	for _, st := range stages {
+		names = append(names, st.name)
+		m := pinnedImage.FindStringSubmatch(st.base)
+		if m == nil {
+			t.Errorf("stage %s: base %q is not repository:tag@sha256:<digest>", st.name, st.base)
 		}
-		if strings.HasPrefix(l, "USER ") {
-			t.Errorf("%q: the node plugin needs root; the controller's non-root user is set in its securityContext", l)
+	}
+	if !slices.Equal(names, []string{"build", "controller", "node"}) {
+		t.Fatalf("stages %v, want build, controller, node (node last: the default target)", names)
+	}
+	if want := "golang:" + goVersion[1] + "-bookworm@"; !strings.HasPrefix(stages[0].base, want) {
+		t.Errorf("builder %q, want %s... (the go directive of go.mod)", stages[0].base, want)
+	}
+	if want := "gcr.io/distroless/static-debian12:nonroot@"; !strings.HasPrefix(stages[1].base, want) {
+		t.Errorf("controller base %q, want %s...", stages[1].base, want)
+	}
+	if !regexp.MustCompile(`^debian:12\.\d+-slim@`).MatchString(stages[2].base) {
+		t.Errorf("node base %q, want a pinned Debian 12 point release (debian:12.N-slim@sha256:...)", stages[2].base)
+	}
+	for _, k := range []string{"GO_IMAGE", "CONTROLLER_BASE", "NODE_BASE"} {
+		if args[k] == "" {
+			t.Errorf("no ARG %s before the first FROM: hack/pin-images.sh rewrites these", k)
 		}
 	}
-	if len(froms) != 2 {
-		t.Fatalf("want a builder and a runtime stage, got FROM %v", froms)
+	ctrl := stages[1].lines
+	if !slices.Contains(ctrl, "USER 65532:65532") {
+		t.Errorf("the controller stage does not run as 65532 (distroless nonroot): %q", ctrl)
 	}
-	if want := "golang:" + goVersion[1] + "-bookworm"; froms[0] != want {
-		t.Errorf("builder %q, want %q (the go directive of go.mod)", froms[0], want)
-	}
-	if !regexp.MustCompile(`^debian:12\.\d+-slim$`).MatchString(froms[1]) {
-		t.Errorf("runtime %q, want a pinned Debian 12 point release (debian:12.N-slim)", froms[1])
+	for _, l := range ctrl {
+		if strings.HasPrefix(l, "RUN ") || (strings.HasPrefix(l, "COPY ") && !strings.HasPrefix(l, "COPY --from=build ")) {
+			t.Errorf("controller stage %q: it takes the binary from the build stage and nothing else", l)
+		}
 	}
 	var install string
-	for _, l := range lines {
+	for _, l := range stages[2].lines {
+		if strings.HasPrefix(l, "USER ") {
+			t.Errorf("node stage %q: the node plugin needs root", l)
+		}
 		if strings.Contains(l, "apt-get install") {
 			install = l
 		}
 	}
-	for _, pkg := range []string{"ca-certificates", "e2fsprogs", "xfsprogs", "util-linux", "mount", "udev", "--no-install-recommends"} {
-		if !slices.Contains(strings.Fields(install), pkg) {
-			t.Errorf("the runtime stage does not install %s: %q", pkg, install)
+	if !strings.Contains(install, "apt-get upgrade -y") {
+		t.Errorf("the node stage does not upgrade the base's packages: %q", install)
+	}
+	fields := strings.Fields(install)
+	i := slices.Index(fields, "--no-install-recommends")
+	if i < 0 {
+		t.Fatalf("the node stage installs without --no-install-recommends: %q", install)
+	}
+	var pkgs []string
+	for _, f := range fields[i+1:] {
+		if f == "&&" {
+			break
 		}
+		pkgs = append(pkgs, f)
+	}
+	slices.Sort(pkgs)
+	if want := []string{"e2fsprogs", "mount", "udev", "util-linux", "xfsprogs"}; !slices.Equal(pkgs, want) {
+		t.Errorf("the node stage installs %v, want exactly %v (what the node plugin executes)", pkgs, want)
 	}
 }
 

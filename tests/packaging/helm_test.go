@@ -54,8 +54,13 @@ func TestHelmTemplateDefaults(t *testing.T) {
 		t.Errorf("defaults must leave --cluster-id and --allow-insecure-http out: %v", driver.Args)
 	}
 	appVersion := chartAppVersion(t)
-	if driver.Image != "ghcr.io/cloudsigma-csi/cloudsigma-csi-driver:v"+appVersion {
-		t.Errorf("driver image %q, want tag v%s (the chart's appVersion)", driver.Image, appVersion)
+	if driver.Image != "ghcr.io/cloudsigma-csi/cloudsigma-csi-controller:v"+appVersion {
+		t.Errorf("controller image %q, want the controller image at tag v%s (the chart's appVersion)", driver.Image, appVersion)
+	}
+	var ds workload
+	decode(t, b.one(t, "DaemonSet"), &ds)
+	if img := containerByName(t, ds.Spec.Template.Spec, "cloudsigma-csi-driver").Image; img != "ghcr.io/cloudsigma-csi/cloudsigma-csi-node:v"+appVersion {
+		t.Errorf("node image %q, want the node image at tag v%s", img, appVersion)
 	}
 }
 
@@ -101,11 +106,18 @@ func TestHelmTemplateAllOptions(t *testing.T) {
 	if hasArgPrefix(nodeDriver, "--api-url") || hasArg(nodeDriver, "--allow-insecure-http") {
 		t.Errorf("the node plugin needs no API: %v", nodeDriver.Args)
 	}
-	for _, p := range []podSpec{cp, np} {
+	wantImage := map[string]string{
+		"controller": "registry.example.com/cloudsigma-csi-controller:v9.9.9@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+		"node":       "registry.example.com/cloudsigma-csi-node:v9.9.9",
+	}
+	if img := containerByName(t, cp, "csi-provisioner").Image; img != "registry.k8s.io/sig-storage/csi-provisioner:v6.3.0@sha256:2222222222222222222222222222222222222222222222222222222222222222" {
+		t.Errorf("provisioner digest ignored: %s", img)
+	}
+	for which, p := range map[string]podSpec{"controller": cp, "node": np} {
 		d := containerByName(t, p, "cloudsigma-csi-driver")
 		requireArgs(t, "driver", d, "--metrics-address=0.0.0.0:9900", "-v=5", "--virtio-units=4")
-		if d.Image != "registry.example.com/cloudsigma-csi-driver:v9.9.9" {
-			t.Errorf("driver image override ignored: %s", d.Image)
+		if d.Image != wantImage[which] {
+			t.Errorf("%s image %s, want the override %s", which, d.Image, wantImage[which])
 		}
 		if !slices.ContainsFunc(d.Ports, func(p struct {
 			Name          string `json:"name"`

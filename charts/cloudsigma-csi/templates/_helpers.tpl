@@ -32,11 +32,12 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* repository:tag of an entry of .Values.images; the driver tag defaults to v<appVersion>. */}}
+{{/* repository:tag[@digest] of an entry of .Values.images; the driver images' tag defaults to v<appVersion>. */}}
 {{- define "cloudsigma-csi.image" -}}
 {{- $img := index .ctx.Values.images .name -}}
 {{- $tag := $img.tag | default (printf "v%s" .ctx.Chart.AppVersion) -}}
 {{- printf "%s:%s" $img.repository $tag -}}
+{{- with $img.digest }}@{{ . }}{{ end -}}
 {{- end -}}
 
 {{/* The Secret holding username/password/token: created by the chart or supplied. */}}
