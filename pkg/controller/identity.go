@@ -105,6 +105,10 @@ func (c *Service) enterWindow(ctx context.Context, node, volID string, size int6
 			continue
 		}
 		now, err := c.contentDigest(ctx, other)
+		if cloudsigma.IsNotFound(err) {
+			delete(w.open[node], other) // deleted: it holds nothing any more
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 )
 
@@ -16,7 +18,7 @@ type heads map[string][]byte
 func (h heads) ReadDriveRange(_ context.Context, id string, _, n int64) ([]byte, error) {
 	b, ok := h[id]
 	if !ok {
-		return nil, errors.New("no such drive")
+		return nil, &cloudsigma.Error{StatusCode: http.StatusNotFound, Type: cloudsigma.ErrTypeNotExist, Message: "no such drive"}
 	}
 	out := make([]byte, n)
 	copy(out, b)
@@ -62,6 +64,15 @@ func TestAttachWindow(t *testing.T) {
 	h["f"] = nil
 	if err := enter("s1", "f", 1<<30); err != nil {
 		t.Fatalf("blank drive once its twin is detached: %v", err)
+	}
+	// A deleted twin holds nothing: its window ends.
+	h["h"], h["i"] = nil, nil
+	if err := enter("s3", "h", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	delete(h, "h")
+	if err := enter("s3", "i", 1<<30); err != nil {
+		t.Fatalf("blank drive once its twin is deleted: %v", err)
 	}
 	// A window ends by its timeout too: the node refuses rather than
 	// guesses if it still cannot tell them apart.

@@ -217,13 +217,15 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 		if err := c.queue.Detach(ctx, srv, volID, nil); err != nil && !cloudsigma.IsNotFound(err) {
 			return nil, cloudError(err, "detaching drive from server "+srv)
 		}
-		c.leaveWindow(srv, volID)
 	}
 	return c.unpublished(ctx, volID, servers)
 }
 
 // unpublished waits for the asynchronous unplug, one drive read per poll.
 func (c *Service) unpublished(ctx context.Context, volID string, servers []string) (*csi.ControllerUnpublishVolumeResponse, error) {
+	for _, srv := range servers {
+		c.leaveWindow(srv, volID)
+	}
 	if err := c.waitDetached(ctx, volID, servers); err != nil {
 		return nil, err
 	}

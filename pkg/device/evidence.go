@@ -56,7 +56,7 @@ func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev 
 	f.evidenceMu.Lock() // one identification at a time: two never claim one device
 	defer f.evidenceMu.Unlock()
 
-	before, err := f.Context(ctx)
+	before, err := f.readContext(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%w: reading the server context: %v", ErrNotFound, err)
 	}
@@ -114,7 +114,7 @@ func (f *VirtioFinder) findByEvidence(ctx context.Context, driveUUID string, ev 
 		}
 	}
 	if len(match) == 1 {
-		after, err := f.Context(ctx)
+		after, err := f.readContext(ctx)
 		if err != nil {
 			return "", fmt.Errorf("%w: reading the server context again: %v", ErrNotFound, err)
 		}

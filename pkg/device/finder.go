@@ -104,6 +104,7 @@ type VirtioFinder struct {
 	detected      atomic.Value // detection, once the mode is known
 	contextFailed atomic.Int64 // when the server context last failed to answer (UnixNano)
 	evidenceMu    sync.Mutex   // one identification by evidence at a time
+	contextMu     sync.Mutex   // one exchange on the server context's port at a time
 }
 
 // NoTrigger is a Trigger that does nothing.

@@ -77,7 +77,7 @@ func (f *VirtioFinder) Mode(ctx context.Context) (Mode, string) {
 	if t := f.contextFailed.Load(); t != 0 && time.Since(time.Unix(0, t)) < contextRetry {
 		return ModeUUIDSerial, "server context unreadable: serials only until it answers"
 	}
-	sc, err := f.Context(ctx)
+	sc, err := f.readContext(ctx)
 	if err != nil {
 		// Asked again only after contextRetry: a guest without a context
 		// must not pay a context timeout on every lookup.
@@ -91,6 +91,15 @@ func (f *VirtioFinder) Mode(ctx context.Context) (Mode, string) {
 		klog.InfoS("Drive identity mode detected: tell the driver's maintainers if this is a real CloudSigma guest", "mode", m.mode, "evidence", m.detail)
 	}
 	return m.mode, m.detail
+}
+
+// readContext reads the server context, one caller at a time: the port is
+// one serial line, and two requests in flight would each read a share of
+// the other's reply.
+func (f *VirtioFinder) readContext(ctx context.Context) (*servercontext.Context, error) {
+	f.contextMu.Lock()
+	defer f.contextMu.Unlock()
+	return f.Context(ctx)
 }
 
 // contextRetry spaces the reads of a server context that did not answer.

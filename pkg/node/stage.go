@@ -101,6 +101,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 			return formatError(err, fsType, fmtOpts)
 		}
 		klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging, "formatted", true)
+		s.note(volID, dev)
 		return nil
 	}
 	if err := s.cfg.Mounter.FormatAndMountSensitiveWithFormatOptions(dev, staging, fsType, opts, nil, fmtOpts); err != nil {
