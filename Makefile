@@ -61,7 +61,8 @@ test: tools check
 	exit $$rc
 
 # The csi-sanity command-line tool against the built binaries, from outside
-# (root: node tests on loop devices). SANITY=controller for the controller only.
+# (root: node tests on loop devices). SANITY=controller for the controller only;
+# SERIALS=other or none: a guest whose disks show no UUID serial (docs/identity.md).
 SANITY ?= full
 sanity-cli: build
 	hack/sanity-cli.sh $(SANITY)

@@ -38,6 +38,13 @@ full)
 	[ "$(id -u)" = 0 ] || { echo "full mode needs root: loop devices, mkfs, mounts" >&2; exit 1; }
 	simargs+=(--guest-devices "$work/by-id")
 	drvargs+=(--by-id-dir "$work/by-id")
+	# SERIALS=other|none: the guest's disks show serials naming no drive,
+	# or none; the node identifies drives by evidence (docs/identity.md),
+	# reading the server context on the simulator's pseudo-terminal.
+	if [ -n "${SERIALS:-}" ]; then
+		simargs+=(--guest-serials "$srv=$SERIALS")
+		drvargs+=(--server-context-device "$work/by-id/ttyS1")
+	fi
 	sanargs+=(--csi.mountdir "$work/mnt" --csi.stagingdir "$work/stage")
 	;;
 controller)

@@ -31,6 +31,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		channels: virtio.DefaultChannels, sweepInterval: 10 * time.Minute,
 		maxResponseBytes: cloudsigma.DefaultMaxResponseBytes, maxListItems: cloudsigma.DefaultMaxListItems,
 		outOfServiceAfter: 5 * time.Minute, outOfServiceInterval: 30 * time.Second,
+		driveIdentity: "auto",
 	}
 	if got := parse(t); got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
@@ -46,6 +47,7 @@ func TestParseFlags(t *testing.T) {
 		"--metrics-address=:9809", "--retired-sweep-interval=1m",
 		"--api-max-response-bytes=1048576", "--api-max-list-items=50",
 		"--out-of-service-taint", "--out-of-service-after=90s", "--out-of-service-interval=5s", "--kubeconfig=/etc/kube/config",
+		"--drive-identity=no-serial", "--identity-state-dir=/st",
 		"--version", "-v=0")
 	want := config{
 		endpoint: "tcp://127.0.0.1:10000", mode: "controller",
@@ -56,7 +58,7 @@ func TestParseFlags(t *testing.T) {
 		metricsAddress: ":9809", sweepInterval: time.Minute,
 		maxResponseBytes: 1 << 20, maxListItems: 50,
 		outOfServiceTaint: true, outOfServiceAfter: 90 * time.Second, outOfServiceInterval: 5 * time.Second, kubeconfig: "/etc/kube/config",
-		showVersion: true,
+		showVersion: true, driveIdentity: "no-serial", identityStateDir: "/st",
 	}
 	if got != want {
 		t.Errorf("parsed %+v, want %+v", got, want)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
 	"github.com/cloudsigma-csi/driver/pkg/controller"
+	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/driver"
 	"github.com/cloudsigma-csi/driver/pkg/metrics"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
@@ -43,6 +44,8 @@ type config struct {
 	outOfServiceInterval        time.Duration
 	kubeconfig                  string
 	showVersion                 bool
+	driveIdentity               string // --drive-identity: auto or a device.Mode
+	identityStateDir            string
 }
 
 func main() {
@@ -96,6 +99,10 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&cfg.outOfServiceAfter, "out-of-service-after", 5*time.Minute, "how long a node must be NotReady before --out-of-service-taint looks at its server")
 	fs.DurationVar(&cfg.outOfServiceInterval, "out-of-service-interval", outOfServiceDefaultInterval, "time between two passes of --out-of-service-taint over the Nodes (each lists Nodes from the API server's cache, and reads CloudSigma only for nodes NotReady longer than --out-of-service-after)")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for --out-of-service-taint outside a cluster (default: the pod's service account)")
+	fs.StringVar(&cfg.driveIdentity, "drive-identity", "auto", "how a node tells its drives apart (docs/identity.md): auto detects it from what the guest shows; uuid-serial, other-serial or no-serial force it. "+
+		"On the controller, uuid-serial skips the content read and the attach window that guests without UUID serials need")
+	fs.StringVar(&cfg.identityStateDir, "identity-state-dir", "", "node: where the records of drives identified without a serial are kept; they must outlive the plugin's process "+
+		"(default: the directory identity beside the unix socket of --endpoint, else "+device.DefaultStateDir+")")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 	klog.InitFlags(fs)
 	fs.Usage = func() {
@@ -127,6 +134,9 @@ func (cfg config) validate() error {
 	}
 	if err := cfg.channels.Validate(); err != nil {
 		return err
+	}
+	if _, err := device.ParseMode(cfg.driveIdentity); err != nil {
+		return fmt.Errorf("--drive-identity: %w", err)
 	}
 	if cfg.maxVolumes < 0 {
 		return fmt.Errorf("--max-volumes-per-node %d is negative", cfg.maxVolumes)
@@ -161,6 +171,7 @@ func run(ctx context.Context, cfg config) error {
 		}
 		svc, err := controller.New(controller.Config{
 			Cloud: client, ClusterID: cfg.clusterID, Location: location, Channels: cfg.channels,
+			SerialsOnly: cfg.driveIdentity == string(device.ModeUUIDSerial),
 		})
 		if err != nil {
 			return err
@@ -178,6 +189,7 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	if nodeMode {
+		onIdentityMode = m.SetIdentityMode
 		if opts.Node, err = newNode(ctx, cfg, location); err != nil {
 			return err
 		}

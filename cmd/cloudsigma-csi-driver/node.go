@@ -10,7 +10,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/controller"
-	"github.com/cloudsigma-csi/driver/pkg/device"
 	"github.com/cloudsigma-csi/driver/pkg/node"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/pkg/servercontext"
@@ -67,11 +66,16 @@ func newNode(ctx context.Context, cfg config, location string) (csi.NodeServer, 
 	if err != nil {
 		return nil, err
 	}
+	finder, err := nodeFinder(cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	go reportIdentity(ctx, finder, onIdentityMode)
 	return node.New(node.Config{
 		NodeID:            id,
 		Location:          location,
 		MaxVolumesPerNode: int64(maxVolumes),
-		Finder:            &device.VirtioFinder{ByIDDir: cfg.byIDDir, SysDir: cfg.sysDir},
+		Finder:            finder,
 		SysDir:            cfg.sysDir,
 	})
 }

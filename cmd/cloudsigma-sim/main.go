@@ -74,6 +74,17 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		c.GuestServers[id] = dir
 		return nil
 	})
+	fs.Func("guest-serials", "UUID=MODE: what a loop-device guest shows in place of a disk serial: uuid (default; the first 20 characters of the drive UUID), other (a serial naming no drive) or none (repeat for more servers)", func(v string) error {
+		id, mode, ok := strings.Cut(v, "=")
+		if !ok || id == "" || mode == "" {
+			return fmt.Errorf("%q: want SERVER-UUID=uuid|other|none", v)
+		}
+		if c.GuestSerials == nil {
+			c.GuestSerials = map[string]string{}
+		}
+		c.GuestSerials[id] = mode
+		return nil
+	})
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for the sparse drive backing files (default: a temporary directory removed on exit)")
 	fs.StringVar(&c.Location, "location", "sim", "location name")
 	fs.StringVar(&c.Hotplug, "hotplug", cloudsim.HotplugAccept, "a running server's answer to a drives-list change: accept (hot-plug) or ignore (200 and no change, the manual's rule for running servers)")

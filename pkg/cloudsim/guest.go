@@ -24,29 +24,38 @@ import (
 // list (including drives still being detached), not its power state. It
 // only ever detaches loop devices it made itself.
 type guest struct {
-	server string
-	dir    string
-	mu     sync.Mutex         // serializes every loop operation
-	devs   map[string]loopDev // drive UUID -> device
+	server  string
+	dir     string
+	serials string             // virtio.GuestSerialUUID, Other or None (guest_identity.go)
+	mu      sync.Mutex         // serializes every loop operation
+	devs    map[string]loopDev // drive UUID -> device
+	seq     int                // the last serial of mode other
+	ctxPort []*os.File         // the server context's pty (master, slave)
 }
 
 type loopDev struct{ dev, file, link string }
 
-func newGuest(server, dir string) (*guest, error) {
+func newGuest(server, dir, serials string) (*guest, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("guest devices need root (loop devices)")
 	}
 	if _, err := exec.LookPath("losetup"); err != nil {
 		return nil, fmt.Errorf("guest devices need losetup: %w", err)
 	}
-	if err := virtio.DeclareEmulatedGuest(dir); err != nil { // MkdirAll + the marker the node's finder looks for
+	if serials == "" {
+		serials = virtio.GuestSerialUUID
+	}
+	if err := virtio.DeclareEmulatedGuestSerials(dir, serials); err != nil { // MkdirAll + the marker the node's finder looks for
 		return nil, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &guest{server: server, dir: abs, devs: map[string]loopDev{}}, nil
+	if err := os.MkdirAll(filepath.Join(abs, virtio.EmulatedBlockDir), 0o755); err != nil {
+		return nil, err
+	}
+	return &guest{server: server, dir: abs, serials: serials, devs: map[string]loopDev{}}, nil
 }
 
 // startGuests makes the loop-device guests: the LocalServer's with
@@ -85,7 +94,12 @@ func (s *Sim) startGuests(cfg Config) error {
 			return fmt.Errorf("servers %s and %s share the guest devices directory %s: each guest needs its own", other, id, abs)
 		}
 		dirs[abs] = id
-		g, err := newGuest(id, abs)
+		g, err := newGuest(id, abs, cfg.GuestSerials[id])
+		if err == nil {
+			s.guests[id] = g
+			// The store is made after the guests: read it at each request.
+			err = g.serveContext(func() map[string]any { return s.st.contextObject(id) })
+		}
 		if err != nil {
 			for _, made := range s.guests {
 				_ = made.closeAll()
@@ -93,7 +107,6 @@ func (s *Sim) startGuests(cfg Config) error {
 			s.guests = nil
 			return err
 		}
-		s.guests[id] = g
 	}
 	return nil
 }
@@ -169,14 +182,18 @@ func (g *guest) attachLocked(id, file string) error {
 		return fmt.Errorf("losetup --find %s: %v: %s", file, err, strings.TrimSpace(string(out)))
 	}
 	dev := strings.TrimSpace(string(out))
-	link := filepath.Join(g.dir, virtio.ByIDName(id))
-	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		_ = os.Remove(link)
+	link := ""
+	if name := g.linkName(id); name != "" {
+		link = filepath.Join(g.dir, name)
+		if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			_ = os.Remove(link)
+		}
+		if err := os.Symlink(dev, link); err != nil {
+			_ = exec.Command("losetup", "-d", dev).Run()
+			return err
+		}
 	}
-	if err := os.Symlink(dev, link); err != nil {
-		_ = exec.Command("losetup", "-d", dev).Run()
-		return err
-	}
+	g.showBlock(dev, true)
 	g.devs[id] = loopDev{dev: dev, file: file, link: link}
 	return nil
 }
@@ -184,9 +201,10 @@ func (g *guest) attachLocked(id, file string) error {
 func (g *guest) detachLocked(id string) error {
 	ld := g.devs[id]
 	delete(g.devs, id)
-	if target, err := os.Readlink(ld.link); err == nil && target == ld.dev {
+	if target, err := os.Readlink(ld.link); ld.link != "" && err == nil && target == ld.dev {
 		_ = os.Remove(ld.link)
 	}
+	g.showBlock(ld.dev, false)
 	if backingFile(ld.dev) != ld.file {
 		return nil // no longer ours: never touch it
 	}
@@ -214,10 +232,12 @@ func (g *guest) refresh(id string) {
 func (g *guest) closeAll() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.closeContext()
 	errs := []error{virtio.WithdrawEmulatedGuest(g.dir)}
 	for id := range g.devs {
 		errs = append(errs, g.detachLocked(id))
 	}
+	_ = os.Remove(filepath.Join(g.dir, virtio.EmulatedBlockDir)) // empty now
 	return errors.Join(errs...)
 }
 

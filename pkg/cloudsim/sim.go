@@ -65,6 +65,10 @@ type Config struct {
 	// LocalServer's with GuestDevicesDir: more nodes on this machine, so a
 	// volume can move between them.
 	GuestServers map[string]string
+	// GuestSerials is the serial mode of a loop-device guest, server UUID
+	// -> virtio.GuestSerialUUID (default), GuestSerialOther or
+	// GuestSerialNone: what the node sees in place of a disk serial.
+	GuestSerials map[string]string
 	DataDir      string // backing files; "" = temp dir removed on Close
 	Delays       Delays
 	Capabilities *Capabilities // nil = DefaultCapabilities()

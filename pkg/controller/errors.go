@@ -13,6 +13,14 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Errors of the identity evidence (identity.go), coded in cloudCode.
+var (
+	// errIndistinct: the attach waits in the exclusive window.
+	errIndistinct = errors.New("attach waits for an indistinguishable drive")
+	// errEvidence: the drive's content could not be read for the node.
+	errEvidence = errors.New("content evidence not read")
+)
+
 // cloudCode is the one table that turns cloud errors into gRPC codes. The
 // sidecars retry Unavailable, Aborted and DeadlineExceeded with backoff, so
 // transient trouble must land there and only there.
@@ -34,6 +42,10 @@ func cloudCode(err error) codes.Code {
 		return codes.Unavailable // the server may take it on a retry
 	case errors.Is(err, attach.ErrNoFreeChannel):
 		return codes.ResourceExhausted
+	case errors.Is(err, errIndistinct):
+		return codes.Unavailable // the attacher retries; the window closes
+	case errors.Is(err, errEvidence) && !isAPI:
+		return codes.Unavailable // the download host did not answer
 	case cloudsigma.IsUnavailable(err):
 		return codes.Internal
 	case !isAPI:

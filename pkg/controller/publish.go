@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -77,12 +78,17 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 	if !d.IsMountedOn(node) && d.InMotion() {
 		return nil, status.Errorf(codes.Unavailable, "drive %s is %s; attach when it settles", volID, d.Status)
 	}
+	evidence, err := c.identityEvidence(ctx, node, d)
+	if err != nil {
+		return nil, err
+	}
 	// Calls 2 and 3: the queue reads the server and writes it once for its
 	// whole batch, the publish record in the server's meta in that same
 	// write; a missing server is its NotFound. The answer lists the drive
 	// at its channel or the attach is not confirmed.
 	a, err := c.queue.Attach(ctx, node, volID, c.serverRecord(want))
 	if err != nil {
+		c.leaveWindow(node, volID)
 		return nil, attachError(err, node, volID)
 	}
 	got := recordOnServer(a.Record)
@@ -90,14 +96,17 @@ func (c *Service) ControllerPublishVolume(ctx context.Context, req *csi.Controll
 		got = d.Meta[MetaPublished] // published by a driver that kept the record on the drive
 	}
 	if got != "" && got != want {
+		c.leaveWindow(node, volID)
 		return nil, incompatiblePublish(volID, node, got, want)
 	}
 	klog.InfoS("ControllerPublishVolume: attached", "drive", volID, "server", node, "devChannel", a.Channel)
-	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{
+	pc := map[string]string{
 		params.PublishDriveUUID:  volID,
 		params.PublishDevChannel: a.Channel,
 		params.PublishDriveSize:  strconv.FormatInt(int64(d.Size), 10),
-	}}, nil
+	}
+	maps.Copy(pc, evidence)
+	return &csi.ControllerPublishVolumeResponse{PublishContext: pc}, nil
 }
 
 // takeFromStopped frees a single-node drive held by servers other than
@@ -214,6 +223,9 @@ func (c *Service) ControllerUnpublishVolume(ctx context.Context, req *csi.Contro
 
 // unpublished waits for the asynchronous unplug, one drive read per poll.
 func (c *Service) unpublished(ctx context.Context, volID string, servers []string) (*csi.ControllerUnpublishVolumeResponse, error) {
+	for _, srv := range servers {
+		c.leaveWindow(srv, volID)
+	}
 	if err := c.waitDetached(ctx, volID, servers); err != nil {
 		return nil, err
 	}

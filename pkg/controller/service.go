@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/cloudsigma-csi/driver/pkg/attach"
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -29,18 +30,27 @@ type Config struct {
 	Location  string          // the value of the topology key: every volume lives there
 	Channels  virtio.Channels // zero means virtio.DefaultChannels
 	Wait      cloudsigma.WaitOptions
+	// SerialsOnly: the operator declared that guests show drive UUIDs as
+	// disk serials (--drive-identity=uuid-serial), so publish reads no
+	// content evidence and opens no attach window (identity.go).
+	SerialsOnly bool
+	// Window bounds the exclusive attach window; zero means DefaultWindow.
+	Window time.Duration
 }
 
 // Service is the CSI controller service (csi.ControllerServer).
 type Service struct {
 	csi.UnimplementedControllerServer
-	cloud     Cloud
-	queue     *attach.Queue
-	reads     *cloudsigma.DriveReads // the polls of concurrent waits, shared
-	locks     inflight.Locks
-	clusterID string
-	location  string
-	wait      cloudsigma.WaitOptions
+	cloud       Cloud
+	queue       *attach.Queue
+	reads       *cloudsigma.DriveReads // the polls of concurrent waits, shared
+	locks       inflight.Locks
+	clusterID   string
+	location    string
+	wait        cloudsigma.WaitOptions
+	content     Content
+	serialsOnly bool
+	window      window
 
 	mu    sync.Mutex
 	caps  *cloudsigma.Capabilities
@@ -65,9 +75,17 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Channels.Validate(); err != nil {
 		return nil, err
 	}
+	content, ok := cfg.Cloud.(Content)
+	if !ok && !cfg.SerialsOnly {
+		return nil, errors.New("the controller needs a client that reads drive ranges (content evidence), or SerialsOnly")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
 	return &Service{
 		cloud: cfg.Cloud, queue: attach.NewQueue(cfg.Cloud, cfg.Channels), reads: cloudsigma.NewDriveReads(cfg.Cloud.ListDrives),
 		clusterID: cfg.ClusterID, location: cfg.Location, wait: cfg.Wait,
+		content: content, serialsOnly: cfg.SerialsOnly, window: window{max: cfg.Window},
 	}, nil
 }
 

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudsigma-csi/driver/pkg/servercontext"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/google/uuid"
 	"k8s.io/klog/v2"
@@ -85,16 +87,41 @@ type VirtioFinder struct {
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 
-	simGuest atomic.Bool // ByIDDir was seen to hold the simulator's marker
+	// Identity forces an identity mode; ModeAuto (zero) detects it (Mode).
+	Identity Mode
+	// Context reads this server's context (the drives attached to it):
+	// evidence for guests whose disks show no usable serial. Nil means
+	// such a guest's drives are never identified.
+	Context func(ctx context.Context) (*servercontext.Context, error)
+	// StateDir keeps the records of drives identified by evidence
+	// (records.go); "" means DefaultStateDir. It should outlive the node
+	// plugin's process, not the guest's boot.
+	StateDir string
+	// ProcDir is procfs's mount point ("" = /proc), for the boot ID.
+	ProcDir string
+
+	simGuest      atomic.Bool  // ByIDDir was seen to hold the simulator's marker
+	detected      atomic.Value // detection, once the mode is known
+	contextFailed atomic.Int64 // when the server context last failed to answer (UnixNano)
+	evidenceMu    sync.Mutex   // one identification by evidence at a time
+	contextMu     sync.Mutex   // one exchange on the server context's port at a time
 }
 
 // NoTrigger is a Trigger that does nothing.
 func NoTrigger(context.Context, string) error { return nil }
 
-// FindNow implements Finder: one look, no retry, no udev.
-func (f *VirtioFinder) FindNow(_ context.Context, driveUUID string, wantSize int64) (string, error) {
+// FindNow implements Finder: one look, no retry, no udev. In a guest
+// whose drives are identified by evidence, only a drive identified before
+// (by stage) is found: its device instance is remembered.
+func (f *VirtioFinder) FindNow(ctx context.Context, driveUUID string, wantSize int64) (string, error) {
 	if err := checkDriveUUID(driveUUID); err != nil {
 		return "", err
+	}
+	if mode, _ := f.Mode(ctx); mode.byEvidence() {
+		if dev := f.recalled(driveUUID); dev != "" {
+			return f.devPath(dev), nil
+		}
+		return "", fmt.Errorf("%w: drive %s has not been identified on this guest since its device appeared (stage it)", ErrNotFound, driveUUID)
 	}
 	dev, _, err := f.findOnce(driveUUID, wantSize)
 	return dev, err
@@ -102,9 +129,16 @@ func (f *VirtioFinder) FindNow(_ context.Context, driveUUID string, wantSize int
 
 // Find implements Finder.
 func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int64) (string, error) {
+	return f.FindEvidence(ctx, driveUUID, Evidence{Size: wantSize})
+}
+
+// FindEvidence implements EvidenceFinder: Find, with the content evidence
+// a guest without usable serials needs.
+func (f *VirtioFinder) FindEvidence(ctx context.Context, driveUUID string, ev Evidence) (string, error) {
 	if err := checkDriveUUID(driveUUID); err != nil {
 		return "", err
 	}
+	wantSize := ev.Size
 	start := time.Now()
 	deadline := start.Add(orDuration(f.Timeout, DefaultTimeout))
 	callerDeadline := false
@@ -114,7 +148,16 @@ func (f *VirtioFinder) Find(ctx context.Context, driveUUID string, wantSize int6
 	backoff := orDuration(f.Backoff, 100*time.Millisecond)
 	maxBackoff := orDuration(f.MaxBackoff, 2*time.Second)
 	for attempt := 1; ; attempt++ {
-		dev, nudge, err := f.findOnce(driveUUID, wantSize)
+		var dev, nudge string
+		var err error
+		switch mode, _ := f.Mode(ctx); {
+		case mode.byEvidence():
+			dev, err = f.findByEvidence(ctx, driveUUID, ev)
+		case mode == ModeUnknown:
+			err = fmt.Errorf("%w: no disk is visible in this guest yet", ErrNotFound)
+		default:
+			dev, nudge, err = f.findOnce(driveUUID, wantSize)
+		}
 		if err == nil {
 			// Found without its by-id link: let udev make it, for the next
 			// lookup's shortcut and for anyone else reading by-id.

@@ -82,10 +82,11 @@ func (f *VirtioFinder) identify(name, driveUUID string, loops bool) error {
 	sys := f.sysBlock(name)
 	serial, err := readSysfs(filepath.Join(sys, "serial"))
 	if err == nil && serial != "" {
-		if strings.EqualFold(serial, virtio.Serial(driveUUID)) {
+		if virtio.MatchSerial(serial, driveUUID) != virtio.FormNone {
 			return nil
 		}
-		return fmt.Errorf("%w: %s has serial %q, drive %s needs %q", ErrIdentity, name, serial, driveUUID, virtio.Serial(driveUUID))
+		return fmt.Errorf("%w: %s has serial %q, which spells no form of drive %s (%q, its dashless form, or the whole UUID)",
+			ErrIdentity, name, serial, driveUUID, virtio.Serial(driveUUID))
 	}
 	backing, err := readSysfs(filepath.Join(sys, "loop", "backing_file"))
 	if err == nil && backing != "" {

@@ -38,6 +38,7 @@ type Metrics struct {
 	retired     prometheus.Gauge
 	retiredSize prometheus.Gauge
 	apiUp       prometheus.Gauge
+	identity    *prometheus.GaugeVec
 }
 
 // New returns a Metrics with its collectors registered, plus the Go runtime
@@ -75,9 +76,13 @@ func New() *Metrics {
 			Name: "csi_retired_drive_bytes",
 			Help: "Size of the retired drives, billed until their last snapshot is deleted.",
 		}),
+		identity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "csi_node_drive_identity_mode",
+			Help: "1 for the way this node's guest lets it identify drives (uuid-serial, other-serial, no-serial; unknown until a disk is visible), detected or forced; see docs/identity.md (node only).",
+		}, []string{"mode"}),
 	}
 	m.registry.MustRegister(
-		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration, m.retired, m.retiredSize, m.apiUp,
+		m.csiOps, m.csiDuration, m.apiRequests, m.apiDuration, m.retired, m.retiredSize, m.apiUp, m.identity,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -88,6 +93,13 @@ func New() *Metrics {
 func (m *Metrics) SetRetired(drives int, bytes int64) {
 	m.retired.Set(float64(drives))
 	m.retiredSize.Set(float64(bytes))
+}
+
+// SetIdentityMode records the node's drive identity mode: 1 for mode, the
+// series of any other mode removed.
+func (m *Metrics) SetIdentityMode(mode string) {
+	m.identity.Reset()
+	m.identity.WithLabelValues(mode).Set(1)
 }
 
 // Registry exposes the registry so callers can add collectors of their own.

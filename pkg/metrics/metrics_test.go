@@ -244,3 +244,14 @@ func TestRetiredGauges(t *testing.T) {
 	assertLine(t, body, "csi_retired_drives 3")
 	assertLine(t, body, "csi_retired_drive_bytes 5.36870912e+09")
 }
+
+func TestIdentityModeOneSeries(t *testing.T) {
+	m := New()
+	m.SetIdentityMode("unknown")
+	m.SetIdentityMode("no-serial")
+	body := scrape(t, m.Handler(nil))
+	assertLine(t, body, `csi_node_drive_identity_mode{mode="no-serial"} 1`)
+	if strings.Contains(body, `mode="unknown"`) {
+		t.Error("the previous mode's series is still exported")
+	}
+}

@@ -56,7 +56,7 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 	}
 	defer unlock()
 
-	dev, err := s.cfg.Finder.Find(ctx, volID, wantSize)
+	dev, err := s.find(ctx, volID, wantSize, req.GetPublishContext())
 	if err != nil {
 		return err
 	}
@@ -101,12 +101,14 @@ func (s *Service) stage(ctx context.Context, req *csi.NodeStageVolumeRequest) er
 			return formatError(err, fsType, fmtOpts)
 		}
 		klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging, "formatted", true)
+		s.note(volID, dev)
 		return nil
 	}
 	if err := s.cfg.Mounter.FormatAndMountSensitiveWithFormatOptions(dev, staging, fsType, opts, nil, fmtOpts); err != nil {
 		return formatError(err, fsType, fmtOpts)
 	}
 	klog.InfoS("Staged volume", "volume", volID, "device", dev, "fsType", fsType, "path", staging)
+	s.note(volID, dev)
 	if ro {
 		return nil
 	}

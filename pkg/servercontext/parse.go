@@ -47,9 +47,10 @@ func parseContext(line []byte) (*Context, error) {
 		var def struct {
 			Name string                     `json:"name"`
 			Meta map[string]json.RawMessage `json:"meta"`
+			Size int64                      `json:"size"`
 		}
 		if json.Unmarshal(d.Drive, &def) == nil {
-			drive.Defined, drive.Name, drive.Meta = true, def.Name, map[string]string{}
+			drive.Defined, drive.Name, drive.Meta, drive.Size = true, def.Name, map[string]string{}, def.Size
 			for k, raw := range def.Meta {
 				drive.Meta[k] = metaValue(raw)
 			}

@@ -47,6 +47,7 @@ type Drive struct {
 	Defined bool
 	Name    string
 	Meta    map[string]string
+	Size    int64 // bytes, from the definition; 0 when not given
 }
 
 // Port is the serial line: an open tty, or a pipe in tests.

@@ -132,7 +132,7 @@ func TestReadContextOverPipe(t *testing.T) {
 		t.Errorf("meta = %v", sc.Meta)
 	}
 	want := []Drive{
-		{DriveUUID: driveA, DevChannel: "0:0", Device: "virtio", Boot: true, Defined: true, Name: "boot", Meta: map[string]string{}},
+		{DriveUUID: driveA, DevChannel: "0:0", Device: "virtio", Boot: true, Defined: true, Name: "boot", Meta: map[string]string{}, Size: 10737418240},
 		{DriveUUID: driveB, DevChannel: "0:1", Device: "virtio", Defined: true, Name: "pvc-1",
 			Meta: map[string]string{"csi_driver": "csi.cloudsigma.com", "n": "5"}},
 	}

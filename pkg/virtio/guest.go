@@ -2,9 +2,11 @@ package virtio
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // EmulatedGuestMarker is the file by which the simulator declares that a
@@ -25,10 +27,7 @@ const markerText = "This directory is the CloudSigma simulator's emulated guest:
 // writes EmulatedGuestMarker into it. The simulator calls it when it sets
 // up its guest-devices directory.
 func DeclareEmulatedGuest(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, EmulatedGuestMarker), []byte(markerText), 0o644)
+	return DeclareEmulatedGuestSerials(dir, "")
 }
 
 // WithdrawEmulatedGuest removes the marker from dir, if it is there.
@@ -45,4 +44,66 @@ func WithdrawEmulatedGuest(dir string) error {
 func IsEmulatedGuest(dir string) bool {
 	fi, err := os.Lstat(filepath.Join(dir, EmulatedGuestMarker))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// Serial modes of an emulated guest: what its loop devices show in place of
+// a virtio serial. The simulator declares one per guest in the marker file
+// (DeclareEmulatedGuestSerials) so the node's finder treats each loop device
+// as the real guest of that mode would show its disk.
+const (
+	// GuestSerialUUID: the default. A link virtio-Serial(uuid) per drive,
+	// and the loop device's backing file "<drive-uuid>.img" stands for the
+	// serial the kernel would report.
+	GuestSerialUUID = "uuid"
+	// GuestSerialOther: a link virtio-<serial> whose serial names no drive
+	// (a hypervisor's own numbering); the backing file is not evidence.
+	GuestSerialOther = "other"
+	// GuestSerialNone: no serial and no link; the backing file is not
+	// evidence.
+	GuestSerialNone = "none"
+)
+
+// EmulatedBlockDir, inside an emulated guest's directory, holds one link
+// per block device the guest sees (name -> /sys/block/<name>): the guest's
+// own /sys/block, since every loop device of the machine is in the host's.
+const EmulatedBlockDir = ".block"
+
+// EmulatedContextPort, inside an emulated guest's directory, is the
+// pseudo-terminal on which the simulator answers server-context requests as
+// the hypervisor does on the guest's /dev/ttyS1.
+const EmulatedContextPort = "ttyS1"
+
+const serialsKey = "serials: "
+
+// DeclareEmulatedGuestSerials is DeclareEmulatedGuest with a serial mode
+// (GuestSerialUUID, GuestSerialOther or GuestSerialNone).
+func DeclareEmulatedGuestSerials(dir, mode string) error {
+	switch mode {
+	case "", GuestSerialUUID, GuestSerialOther, GuestSerialNone:
+	default:
+		return fmt.Errorf("guest serial mode %q: want %s, %s or %s", mode, GuestSerialUUID, GuestSerialOther, GuestSerialNone)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	text := markerText
+	if mode != "" {
+		text += serialsKey + mode + "\n"
+	}
+	return os.WriteFile(filepath.Join(dir, EmulatedGuestMarker), []byte(text), 0o644)
+}
+
+// EmulatedGuestSerials is the serial mode an emulated guest's marker
+// declares; GuestSerialUUID when it names none.
+func EmulatedGuestSerials(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, EmulatedGuestMarker))
+	if err != nil {
+		return GuestSerialUUID
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if mode, ok := strings.CutPrefix(line, serialsKey); ok {
+			return strings.TrimSpace(mode)
+		}
+	}
+	return GuestSerialUUID
 }

@@ -112,7 +112,9 @@ func countCalls(e *harness.Env, method, prefix string) int {
 }
 
 func TestConcurrentPublishesToOneServerAreCoalesced(t *testing.T) {
-	e := harness.Start(t, harness.Options{})
+	// Sixteen blank drives of one size: without declared UUID serials the
+	// attach window would queue them one by one (tests/identity).
+	e := harness.Start(t, harness.Options{SerialsOnly: true})
 	c := csi.NewControllerClient(e.Conn())
 	const n = 16
 	vols := make([]*csi.Volume, n)

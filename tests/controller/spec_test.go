@@ -239,7 +239,8 @@ func TestValidateVolumeCapabilities(t *testing.T) {
 
 // "Max volumes attached | 8 RESOURCE_EXHAUSTED".
 func TestPublishBeyondMaxVolumesIsResourceExhausted(t *testing.T) {
-	e := harness.Start(t, harness.Options{Channels: virtio.Channels{Controllers: 1, Units: 3}})
+	// Blank drives of one size: SerialsOnly, or the attach window queues them.
+	e := harness.Start(t, harness.Options{Channels: virtio.Channels{Controllers: 1, Units: 3}, SerialsOnly: true})
 	c := csi.NewControllerClient(e.Conn())
 	for i := 0; i < 3; i++ {
 		vol := create(t, c, fmt.Sprintf("pvc-max-%d", i), gib, nil)

@@ -38,6 +38,14 @@ type Options struct {
 	Delays *cloudsim.Delays
 	// GuestDevicesDir enables loop-device guests for the local server.
 	GuestDevicesDir string
+	// GuestSerials is that guest's serial mode (virtio.GuestSerialUUID
+	// when empty, GuestSerialOther, GuestSerialNone).
+	GuestSerials string
+	// SerialsOnly runs the controller with --drive-identity=uuid-serial:
+	// no content evidence, no attach window. A QEMU guest whose disks show
+	// a UUID serial form (cloudsim.SerialVirtio or SerialHex) implies it,
+	// as an operator would declare what the node reports.
+	SerialsOnly bool
 	// QEMU makes the local server a real guest instead, with the node
 	// plugin inside it (cloudsim.QEMUGuest).
 	QEMU *cloudsim.QEMUGuest
@@ -101,7 +109,7 @@ func Start(t testing.TB, opts Options) *Env {
 	s, err := cloudsim.New(cloudsim.Config{
 		Username: Username, Password: Password, LocalServer: server,
 		GuestDevicesDir: opts.GuestDevicesDir, QEMU: opts.QEMU, QEMUServers: opts.QEMUServers, Delays: delays, Hotplug: opts.Hotplug,
-		EnforceRateLimits: opts.RateLimits,
+		GuestSerials: map[string]string{server: opts.GuestSerials},
 	})
 	if err != nil {
 		t.Fatalf("starting simulator: %v", err)
@@ -160,7 +168,7 @@ func (e *Env) StartDriver() {
 			wait = *e.opts.Wait
 		}
 		c, err := controller.New(controller.Config{
-			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels,
+			Cloud: e.NewClient(), ClusterID: "test-cluster", Location: Location, Channels: e.opts.Channels, SerialsOnly: e.serialsOnly(),
 			Wait: wait,
 		})
 		if err != nil {
@@ -196,6 +204,11 @@ func (e *Env) StartDriver() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.t.Fatalf("driver socket %s does not accept connections", e.Socket)
+}
+
+// serialsOnly: see Options.SerialsOnly.
+func (e *Env) serialsOnly() bool {
+	return e.opts.SerialsOnly || (e.opts.QEMU != nil && e.opts.QEMU.Serial != cloudsim.SerialNone)
 }
 
 // StopDriver stops the driver gracefully: calls in flight finish first.
