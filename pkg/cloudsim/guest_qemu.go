@@ -145,7 +145,9 @@ func (g *vmGuest) bootLocked(st *store) error {
 	vm, err := qemu.Start(ctx, qemu.Config{
 		Name: g.server, ImageDir: g.cfg.ImageDir, Dir: g.dir, QEMU: g.cfg.QEMU, Accel: g.cfg.Accel,
 		MemoryMiB: g.cfg.MemoryMiB, CPUs: g.cfg.CPUs, NodeArgs: g.cfg.NodeArgs, Disks: disks,
-		Context: func() map[string]any { def, _ := st.serverObject(g.server); return def },
+		// As on CloudSigma, the context's drives are full drive definitions
+		// (size among them), which the node's evidence needs.
+		Context: func() map[string]any { return st.contextObject(g.server) },
 	})
 	if err != nil {
 		return err
