@@ -43,6 +43,14 @@ func TestRebootRenamesDevices(t *testing.T) {
 	for i := range vols {
 		vols[i] = e.create(fmt.Sprintf("pvc-reboot-%d", i), gib)
 	}
+	// A run that stops half way must not leave its mounts (and so the
+	// simulator's loop devices) behind; after a clean run nothing is
+	// mounted and this does nothing.
+	t.Cleanup(func() {
+		for _, vol := range vols {
+			_ = unix.Unmount(e.staging(vol), unix.MNT_DETACH)
+		}
+	})
 	var wg sync.WaitGroup
 	for i, vol := range vols {
 		wg.Add(1)
