@@ -19,15 +19,11 @@ import (
 
 const gib = 1 << 30
 
-// TestSanity runs csi-sanity's whole suite with the controller on the host
-// and the node plugin in the guest. Mount and staging paths are paths in
-// the guest: sanity only hands them to the node, and makes, checks and
-// removes them through the guest's agent.
-func TestSanity(t *testing.T) {
-	e := start(t)
-	identity(t, e, e.Server)
-	stageFigures(t, e)
-
+// guestSanityConfig is csi-sanity's configuration with the controller on
+// the host and the node plugin in e's guest: mount and staging paths are
+// paths in the guest, which sanity makes, checks and removes through the
+// guest's agent.
+func guestSanityConfig(e *env) sanity.TestConfig {
 	guestCmd := func(argv ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -52,6 +48,17 @@ func TestSanity(t *testing.T) {
 	cfg.TestVolumeSize = gib
 	cfg.TestVolumeExpandSize = 2 * gib
 	cfg.TestVolumeParameters = map[string]string{params.ParamFSType: "ext4"}
+	return cfg
+}
+
+// TestSanity runs csi-sanity's whole suite with the controller on the host
+// and the node plugin in the guest (guestSanityConfig).
+func TestSanity(t *testing.T) {
+	e := start(t)
+	identity(t, e, e.Server)
+	stageFigures(t, e)
+
+	cfg := guestSanityConfig(e)
 	cfg.TestNodeVolumeAttachLimit = true
 	cfg.IdempotentCount = 3
 	begin := time.Now()
