@@ -106,16 +106,26 @@ func (e *env) leaks() []string {
 		}
 	}
 	for _, n := range []*kubeNode{e.home, e.other} {
-		links, _ := os.ReadDir(n.devDir)
-		for _, l := range links {
-			// The simulator's declaration of its emulated guest, not a
-			// device: it stays while the simulator runs and goes when it
-			// closes.
-			if l.Name() == virtio.EmulatedGuestMarker {
-				continue
-			}
-			leaks = append(leaks, "device link "+filepath.Join(n.devDir, l.Name()))
-		}
+		leaks = append(leaks, guestLinks(n.devDir)...)
+		// The emulated guest's own /sys/block: a link per device it sees.
+		leaks = append(leaks, guestLinks(filepath.Join(n.devDir, virtio.EmulatedBlockDir))...)
 	}
 	return leaks
+}
+
+// guestLinks lists the device links left in an emulated guest's directory.
+// The simulator's own entries are not devices: the guest's declaration,
+// its server-context port and its block directory stay while the
+// simulator runs and go when it closes.
+func guestLinks(dir string) []string {
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, l := range entries {
+		switch l.Name() {
+		case virtio.EmulatedGuestMarker, virtio.EmulatedContextPort, virtio.EmulatedBlockDir:
+			continue
+		}
+		left = append(left, "device link "+filepath.Join(dir, l.Name()))
+	}
+	return left
 }
