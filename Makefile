@@ -79,19 +79,25 @@ e2e: build
 
 # The node plugin on a real Linux kernel: the simulator's local server is a
 # QEMU guest booted from hack/guest-image.sh's image (cached in
-# /var/cache/cloudsigma-csi-guest, so root), csi-sanity's whole suite runs with
-# the controller on the host and the node plugin in the guest, then the guest
-# follows the server's power. Figures are printed at the end; where QEMU cannot
-# start, it fails with the reason. GUEST_ACCEL=kvm|tcg forces the accelerator.
+# /var/cache/cloudsigma-csi-guest, so root). The whole suite (csi-sanity with
+# the controller on the host and the node plugin in the guest, the scenarios,
+# the identity stress) runs with disks that show the UUID serial; csi-sanity
+# then runs again, a process each (ginkgo runs one suite per process), with
+# disks that show another serial and none (docs/identity.md). Figures are
+# printed at the end; where QEMU cannot start, it fails with the reason.
+# GUEST_ACCEL=kvm|tcg forces the accelerator.
 GUEST_ACCEL ?= auto
+GUEST_TEST = go test -tags guest -count=1 -v -timeout 30m ./tests/guest/
 e2e-guest: build
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-guest needs root: the guest image is cached in /var/cache/cloudsigma-csi-guest"; exit 1; fi
 	hack/guest-image.sh bin/guest bin/cloudsigma-csi-driver
-	@log=$${GUEST_LOG:-/tmp/cloudsigma-csi-e2e-guest.log}; start=$$(date +%s); \
-	go test -tags guest -count=1 -v -timeout 30m ./tests/guest/ \
-		-args -image "$(CURDIR)/bin/guest" -accel $(GUEST_ACCEL) >"$$log" 2>&1; rc=$$?; \
+	@log=$${GUEST_LOG:-/tmp/cloudsigma-csi-e2e-guest.log}; start=$$(date +%s); rc=0; : >"$$log"; \
+	for args in "-args" "-run ^TestSanity$$ -args -sanity-serial=other" "-run ^TestSanity$$ -args -sanity-serial=none"; do \
+		echo "=== $(GUEST_TEST) $$args -image ... -accel $(GUEST_ACCEL)" >>"$$log"; \
+		$(GUEST_TEST) $$args -image "$(CURDIR)/bin/guest" -accel $(GUEST_ACCEL) >>"$$log" 2>&1 || rc=1; \
+	done; \
 	sed 's/\x1b\[[0-9;]*m//g' "$$log" | grep -E -- '^(Ran |SUCCESS!|FAIL!)|^--- (PASS|FAIL)|^\s+--- FAIL|\[FAIL\]'; \
-	sed -n '/^=== guest figures ===/,/^[^ =]/p' "$$log" | grep -v '^[^ =]'; \
+	echo "=== guest figures ==="; sed -n '/^=== guest figures ===/,/^[^ =]/p' "$$log" | grep '^  '; \
 	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; \
 		grep -B2 -A30 -E -- '--- FAIL|^panic:|\[FAIL\]' "$$log" | head -300; fi; \
 	echo "e2e-guest: exit $$rc in $$(( $$(date +%s) - start ))s (full log: $$log)"; exit $$rc
@@ -111,7 +117,6 @@ bench:
 	grep -E '^(=== bench:|\|)' "$$log"; \
 	if [ $$rc != 0 ]; then echo "=== failures (full log: $$log) ==="; grep -B2 -A20 -E -- '--- FAIL|^panic:' "$$log" | head -100; fi; \
 	exit $$rc
-	go test -run='^$$' -bench=. -benchtime=3x ./pkg/...
 
 clean:
 	rm -rf bin

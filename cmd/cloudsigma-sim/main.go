@@ -103,7 +103,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&q.Dir, "guest-dir", "", "the QEMU guest's sockets and logs, csi.sock among them (default: a temporary directory)")
 	fs.StringVar(&q.Accel, "guest-accel", "auto", "the QEMU guest's accelerator: auto (KVM where a kernel boots under it, else TCG), kvm or tcg")
 	fs.IntVar(&q.MemoryMiB, "guest-memory", 512, "the QEMU guest's memory in MiB")
-	fs.StringVar(&q.Serial, "guest-serial", cloudsim.SerialVirtio, "serial of the QEMU guest's disks: virtio (first 20 characters of the drive UUID), hex (first 20 hex digits) or none")
+	fs.StringVar(&q.Serial, "guest-serial", cloudsim.SerialVirtio, "serial of the QEMU guest's disks: virtio (first 20 characters of the drive UUID), hex (first 20 hex digits), other (QM00001, QM00002...: names no drive) or none")
 	fs.StringVar(&o.nodeArgs, "guest-node-args", "", "extra flags of the node plugin in the QEMU guest, comma separated, e.g. --location=sim,-v=4")
 	fs.Func("guest-qemu-server", "UUID[=SERIAL]: one more running server that is a QEMU guest like the local server's (same image, accelerator, memory, node args; its own directory under --guest-dir), its disks' serial form SERIAL (default virtio); repeat for more", func(v string) error {
 		id, serial, _ := strings.Cut(v, "=")

@@ -47,21 +47,30 @@ const (
 	// SerialHex is another plausible form: the first 20 hex digits of the
 	// UUID without its dashes.
 	SerialHex = "hex"
+	// SerialOther gives each disk a serial unrelated to its drive: QM
+	// and the guest's disk count (QM00001, QM00002...), as a hypervisor
+	// that numbers its disks would. It names no drive, so the node must
+	// identify drives by evidence (docs/identity.md).
+	SerialOther = "other"
 	// SerialNone plugs disks without a serial.
 	SerialNone = "none"
 )
 
-func serialFor(form, driveUUID string) (string, error) {
+// serialFor is the serial of drive driveUUID's disk in form; seq numbers
+// the guest's disks (SerialOther).
+func serialFor(form, driveUUID string, seq int) (string, error) {
 	switch form {
 	case "", SerialVirtio:
 		return virtio.Serial(driveUUID), nil
 	case SerialHex:
 		s := strings.ReplaceAll(driveUUID, "-", "")
 		return s[:min(20, len(s))], nil
+	case SerialOther:
+		return fmt.Sprintf("QM%05d", seq), nil
 	case SerialNone:
 		return "", nil
 	}
-	return "", fmt.Errorf("serial form %q: want %s, %s or %s", form, SerialVirtio, SerialHex, SerialNone)
+	return "", fmt.Errorf("serial form %q: want %s, %s, %s or %s", form, SerialVirtio, SerialHex, SerialOther, SerialNone)
 }
 
 // vmGuest is one server as a QEMU guest. Its VM follows the server's
@@ -78,6 +87,7 @@ type vmGuest struct {
 	mu      sync.Mutex              // every VM operation, one at a time
 	vm      *qemu.VM                // nil while the server is off
 	serial  string                  // serial form of the disks plugged from now on
+	disks   int                     // disks plugged so far (SerialOther's numbers)
 	current atomic.Pointer[qemu.VM] // vm, for the CSI forwarder (never waits on mu)
 }
 
@@ -85,7 +95,7 @@ type vmGuest struct {
 const opTimeout = time.Minute
 
 func newVMGuest(cfg QEMUGuest, server string) (*vmGuest, error) {
-	if _, err := serialFor(cfg.Serial, server); err != nil {
+	if _, err := serialFor(cfg.Serial, server, 0); err != nil {
 		return nil, err
 	}
 	g := &vmGuest{cfg: cfg, server: server, dir: cfg.Dir, serial: cfg.Serial}
@@ -125,6 +135,13 @@ func (g *vmGuest) removeDir() {
 	}
 }
 
+// nextSerial is the serial of the next disk plugged, drive id's. Caller
+// holds g.mu.
+func (g *vmGuest) nextSerial(id string) (string, error) {
+	g.disks++
+	return serialFor(g.serial, id, g.disks)
+}
+
 func (g *vmGuest) setVM(vm *qemu.VM) {
 	g.vm = vm
 	g.current.Store(vm)
@@ -134,7 +151,7 @@ func (g *vmGuest) setVM(vm *qemu.VM) {
 func (g *vmGuest) bootLocked(st *store) error {
 	var disks []qemu.Disk
 	for _, id := range st.guestDrives(g.server) {
-		serial, err := serialFor(g.serial, id)
+		serial, err := g.nextSerial(id)
 		if err != nil {
 			return err
 		}

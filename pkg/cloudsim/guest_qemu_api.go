@@ -180,7 +180,7 @@ func (s *Sim) CrashServer(id string) error {
 	return nil
 }
 
-// SetGuestSerial sets the serial form (SerialVirtio, SerialHex, SerialNone)
+// SetGuestSerial sets the serial form (SerialVirtio, SerialHex, SerialOther, SerialNone)
 // of the disks plugged into a server's QEMU guest from now on (a disk
 // already plugged keeps its serial).
 func (s *Sim) SetGuestSerial(id, form string) error {
@@ -188,7 +188,7 @@ func (s *Sim) SetGuestSerial(id, form string) error {
 	if g == nil {
 		return fmt.Errorf("server %s: %w", id, errNoQEMU)
 	}
-	if _, err := serialFor(form, id); err != nil {
+	if _, err := serialFor(form, id, 0); err != nil {
 		return err
 	}
 	g.mu.Lock()

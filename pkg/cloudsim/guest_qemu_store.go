@@ -47,7 +47,7 @@ func (g *vmGuest) reconcile(st *store, id string) {
 }
 
 func (g *vmGuest) plugLocked(st *store, vm *qemu.VM, id string) error {
-	serial, err := serialFor(g.serial, id)
+	serial, err := g.nextSerial(id)
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,13 @@ func TestSerialForms(t *testing.T) {
 	id := "0b1f8a5e-0f43-4c21-a3a5-5b0e9c1e2d3f"
 	for form, want := range map[string]string{
 		"": "0b1f8a5e-0f43-4c21-a", SerialVirtio: "0b1f8a5e-0f43-4c21-a",
-		SerialHex: "0b1f8a5e0f434c21a3a5", SerialNone: "",
+		SerialHex: "0b1f8a5e0f434c21a3a5", SerialOther: "QM00007", SerialNone: "",
 	} {
-		if got, err := serialFor(form, id); err != nil || got != want {
+		if got, err := serialFor(form, id, 7); err != nil || got != want {
 			t.Errorf("%q: %q %v, want %q", form, got, err, want)
 		}
 	}
-	if _, err := serialFor("scsi", id); err == nil {
+	if _, err := serialFor("scsi", id, 1); err == nil {
 		t.Error("an unknown serial form was accepted")
 	}
 }

@@ -39,7 +39,11 @@ type fakeNode struct {
 	mounter *mount.FakeMounter
 	tools   *fakeTools
 	grown   []string // "dev path" per Resize call
-	srv     *Service
+	// zeros: the device.Blank seam reads the fake devices' content (blank
+	// where blkid would find nothing); false: it can never tell, so blkid
+	// decides.
+	zeros bool
+	srv   *Service
 }
 
 func newFakeNode(t *testing.T) *fakeNode {
@@ -50,7 +54,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		mounter: mount.NewFakeMounter(nil), tools: &fakeTools{formats: map[string]string{}}}
 	srv, err := New(Config{NodeID: "node-1", Finder: fakeDevices{n},
 		Mounter: &mount.SafeFormatAndMount{Interface: n.mounter, Exec: n.tools},
-		Resizer: fakeResizer{n}, Mounts: fakeTable{n}, Stat: StatFunc(n.stat), SysDir: n.sys})
+		Resizer: fakeResizer{n}, Mounts: fakeTable{n}, Stat: StatFunc(n.stat), SysDir: n.sys, Blank: n.blank})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +245,15 @@ func (n *fakeNode) withFinder(f device.Finder) {
 	n.srv = srv
 }
 
+func (n *fakeNode) blank(dev string) (bool, error) {
+	if !n.zeros {
+		return false, nil
+	}
+	n.tools.mu.Lock()
+	defer n.tools.mu.Unlock()
+	return n.tools.formats[dev] == "", nil
+}
+
 type fakeResizer struct{ n *fakeNode }
 
 func (f fakeResizer) Resize(dev, path string) (bool, error) {
@@ -309,12 +322,15 @@ func (f *fakeTools) run(cmd string, args []string) ([]byte, []byte, error) {
 }
 
 // mkfsRuns lists the mkfs commands run.
-func (f *fakeTools) mkfsRuns() []string {
+func (f *fakeTools) mkfsRuns() []string { return f.runs("mkfs.") }
+
+// runs lists the commands run whose text starts with prefix.
+func (f *fakeTools) runs(prefix string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
 	for _, c := range f.ran {
-		if strings.HasPrefix(c, "mkfs.") {
+		if strings.HasPrefix(c, prefix) {
 			out = append(out, c)
 		}
 	}

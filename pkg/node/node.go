@@ -34,8 +34,12 @@ type Config struct {
 	Location          string // value of params.TopologyKey for this node
 	MaxVolumesPerNode int64  // 0 means DefaultMaxVolumesPerNode
 	Finder            device.Finder
-	// Mounter formats and mounts; nil means the host's mount(8) and mkfs.
+	// Mounter formats and mounts; nil means mkfs and DirectMounter over
+	// the host's mount(8).
 	Mounter *mount.SafeFormatAndMount
+	// Blank tells a device that holds nothing blkid could name; nil means
+	// device.Blank. Any other answer sends stage to blkid.
+	Blank func(dev string) (bool, error)
 	// Resizer grows filesystems; nil means resize2fs / xfs_growfs.
 	Resizer Resizer
 	// Mounts is the mount table; nil means DefaultMountInfo.
@@ -69,7 +73,10 @@ func New(cfg Config) (*Service, error) {
 		cfg.MaxVolumesPerNode = DefaultMaxVolumesPerNode
 	}
 	if cfg.Mounter == nil {
-		cfg.Mounter = mount.NewSafeFormatAndMount(mount.New(""), exec.New())
+		cfg.Mounter = mount.NewSafeFormatAndMount(DirectMounter{mount.New("")}, exec.New())
+	}
+	if cfg.Blank == nil {
+		cfg.Blank = device.Blank
 	}
 	if cfg.Resizer == nil {
 		cfg.Resizer = mount.NewResizeFs(exec.New())

@@ -156,9 +156,15 @@ func (s *Service) alreadyStaged(staging string, rdev uint64, fsType string, ro b
 
 // checkFormat refuses devices that hold a partition table or a different
 // filesystem (or any other known signature): data is never reformatted.
-// A blank device passes and will be formatted.
+// A blank device passes and will be formatted: one that reads as zeros
+// wherever blkid looks (device.Blank) without running blkid.
 // It returns the filesystem found ("" for a blank device).
 func (s *Service) checkFormat(dev, fsType string) (string, error) {
+	if blank, err := s.cfg.Blank(dev); blank {
+		return "", nil
+	} else if err != nil {
+		klog.V(4).InfoS("Could not read the device for zeros, asking blkid", "device", dev, "err", err)
+	}
 	existing, err := s.cfg.Mounter.GetDiskFormat(dev)
 	if err != nil {
 		return "", err

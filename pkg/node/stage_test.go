@@ -96,43 +96,53 @@ func TestStageFormatsOnlyBlankDevices(t *testing.T) {
 		{"partition table", "partitions", mountCap("ext4", snw), codes.FailedPrecondition, "", ""},
 		{"blank, read-only mode", "", mountCap("ext4", snro), codes.FailedPrecondition, "", ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := newFakeNode(t)
-			dev, _ := n.disk(volA, "vdb", 16, 64*mib)
-			n.tools.formats[dev] = tc.existing
-			staging := n.path("staging")
+		for _, zeros := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, zero check %t", tc.name, zeros), func(t *testing.T) {
+				n := newFakeNode(t)
+				n.zeros = zeros
+				dev, _ := n.disk(volA, "vdb", 16, 64*mib)
+				n.tools.formats[dev] = tc.existing
+				staging := n.path("staging")
 
-			wantCode(t, n.stage(volA, staging, tc.vc), tc.code)
-			mkfs := n.tools.mkfsRuns()
-			switch {
-			case tc.mkfs == "" && len(mkfs) != 0:
-				t.Fatalf("ran %v on a device holding %q", mkfs, tc.existing)
-			case tc.mkfs != "" && (len(mkfs) != 1 || !strings.HasPrefix(mkfs[0], tc.mkfs+" ") || !strings.HasSuffix(mkfs[0], " "+dev)):
-				t.Fatalf("mkfs runs %v, want one %s of %s", mkfs, tc.mkfs, dev)
-			}
-			if tc.code != codes.OK {
-				if got := n.mountsMade(); len(got) != 0 {
-					t.Errorf("mounted %v after refusing", got)
+				wantCode(t, n.stage(volA, staging, tc.vc), tc.code)
+				// A device known blank by its zeros needs no blkid; any
+				// other is blkid's to name.
+				if ran := n.tools.runs("blkid"); zeros && tc.mkfs != "" && len(ran) != 0 {
+					t.Errorf("blkid ran on a device the zero check found blank: %v", ran)
+				} else if (!zeros || tc.existing != "") && tc.vc.GetMount() != nil && len(ran) == 0 {
+					t.Errorf("blkid never ran on a device the zero check could not call blank")
 				}
-				return
-			}
-			fsType := tc.vc.GetMount().GetFsType()
-			if got, want := n.mountsMade(), []string{dev + " " + staging + " " + fsType}; !slices.Equal(got, want) {
-				t.Errorf("mounts %v, want %v", got, want)
-			}
-			if opts := n.optsAt(staging); !slices.Contains(opts, tc.opts) || slices.Contains(opts, "ro") {
-				t.Errorf("staging mount options %v, want %s and not ro", opts, tc.opts)
-			}
-			// A filesystem just made fills its device: only an existing
-			// one is grown.
-			var want []string
-			if tc.existing != "" {
-				want = []string{dev + " " + staging}
-			}
-			if !slices.Equal(n.grown, want) {
-				t.Errorf("grown %v, want %v", n.grown, want)
-			}
-		})
+				mkfs := n.tools.mkfsRuns()
+				switch {
+				case tc.mkfs == "" && len(mkfs) != 0:
+					t.Fatalf("ran %v on a device holding %q", mkfs, tc.existing)
+				case tc.mkfs != "" && (len(mkfs) != 1 || !strings.HasPrefix(mkfs[0], tc.mkfs+" ") || !strings.HasSuffix(mkfs[0], " "+dev)):
+					t.Fatalf("mkfs runs %v, want one %s of %s", mkfs, tc.mkfs, dev)
+				}
+				if tc.code != codes.OK {
+					if got := n.mountsMade(); len(got) != 0 {
+						t.Errorf("mounted %v after refusing", got)
+					}
+					return
+				}
+				fsType := tc.vc.GetMount().GetFsType()
+				if got, want := n.mountsMade(), []string{dev + " " + staging + " " + fsType}; !slices.Equal(got, want) {
+					t.Errorf("mounts %v, want %v", got, want)
+				}
+				if opts := n.optsAt(staging); !slices.Contains(opts, tc.opts) || slices.Contains(opts, "ro") {
+					t.Errorf("staging mount options %v, want %s and not ro", opts, tc.opts)
+				}
+				// A filesystem just made fills its device: only an existing
+				// one is grown.
+				var want []string
+				if tc.existing != "" {
+					want = []string{dev + " " + staging}
+				}
+				if !slices.Equal(n.grown, want) {
+					t.Errorf("grown %v, want %v", n.grown, want)
+				}
+			})
+		}
 	}
 }
 

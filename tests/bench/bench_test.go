@@ -86,16 +86,19 @@ func printTable() {
 // env starts the simulator with the modelled latencies and the driver with
 // its production poll schedule.
 func env(t *testing.T, opts harness.Options) *harness.Env {
+	// The simulator's guests show UUID serials, declared to the controller
+	// as docs/identity.md advises once nodes report uuid-serial; the
+	// content evidence of --drive-identity=auto (the default) is measured
+	// against it by TestIdentityCosts.
+	return envWith(t, opts, true)
+}
+
+func envWith(t *testing.T, opts harness.Options, serialsOnly bool) *harness.Env {
 	opts.Delays = &cloudsim.Delays{Call: rtt, Create: createDelay, ServerUpdate: serverUpdate, Detach: detachDelay,
 		Delete: 200 * time.Millisecond, Clone: createDelay, Resize: createDelay, Snapshot: createDelay}
 	opts.Wait = &cloudsigma.WaitOptions{}
 	opts.RateLimits = true
-	// The simulator's guests show UUID serials, declared to the controller
-	// as docs/identity.md advises once nodes report uuid-serial; the
-	// content evidence of --drive-identity=auto (one more API call and one
-	// download-host GET per publish, blank drives of one size attached one
-	// at a time) is measured by tests/identity's TestPublishCosts.
-	opts.SerialsOnly = true
+	opts.SerialsOnly = serialsOnly
 	return harness.Start(t, opts)
 }
 

@@ -20,7 +20,7 @@ import (
 )
 
 // NodeStageVolume of a blank drive (ext4) on a loop device, against a raw
-// mkfs.ext4 plus mount of the same device in the same run; the commands
+// mkfs.ext4 plus mount of a drive like it in the same run; the commands
 // the stage ran, with their times, show where it spends the difference.
 func TestNodeStage(t *testing.T) {
 	testenv.RequireRoot(t, "NodeStageVolume formats and mounts loop devices")
@@ -33,7 +33,7 @@ func TestNodeStage(t *testing.T) {
 			return node.New(node.Config{
 				NodeID: serverUUID, Location: harness.Location,
 				Finder:  &device.VirtioFinder{ByIDDir: guest, Trigger: device.NoTrigger, Timeout: 20 * time.Second},
-				Mounter: mount.NewSafeFormatAndMount(mount.New(""), timed),
+				Mounter: mount.NewSafeFormatAndMount(node.DirectMounter{Interface: mount.New("")}, timed),
 				Resizer: mount.NewResizeFs(timed),
 			})
 		},
@@ -42,48 +42,67 @@ func TestNodeStage(t *testing.T) {
 	n := csi.NewNodeClient(e.Conn())
 	var stages, raws []time.Duration
 	for i := range sz.stages {
-		vol, err := createVol(ctxT(t), c, fmt.Sprintf("bench-stage-%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := publish(ctxT(t), c, vol.GetVolumeId(), e.Server)
-		if err != nil {
-			t.Fatal(err)
+		// Two fresh drives of one size each round: NodeStageVolume on one,
+		// mkfs.ext4 + mount by hand on the other. Both devices are new to
+		// the kernel (a device used before keeps its blocks cached, which
+		// flatters whatever runs second); the order alternates.
+		var vols [2]*csi.Volume
+		var pubs [2]*csi.ControllerPublishVolumeResponse
+		for k := range vols {
+			vol, err := createVol(ctxT(t), c, fmt.Sprintf("bench-stage-%d-%d", i, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := publish(ctxT(t), c, vol.GetVolumeId(), e.Server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vols[k], pubs[k] = vol, pub
 		}
 		staging := filepath.Join(t.TempDir(), "staging")
-		timed.reset()
-		start := time.Now()
-		if _, err := n.NodeStageVolume(ctxT(t), &csi.NodeStageVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: staging,
-			VolumeCapability: mountCap, PublishContext: pub.GetPublishContext(), VolumeContext: vol.GetVolumeContext()}); err != nil {
-			t.Fatal(err)
+		stage := func() {
+			timed.reset()
+			start := time.Now()
+			if _, err := n.NodeStageVolume(ctxT(t), &csi.NodeStageVolumeRequest{VolumeId: vols[0].GetVolumeId(), StagingTargetPath: staging,
+				VolumeCapability: mountCap, PublishContext: pubs[0].GetPublishContext(), VolumeContext: vols[0].GetVolumeContext()}); err != nil {
+				t.Fatal(err)
+			}
+			stages = append(stages, time.Since(start))
+			if i == 0 {
+				t.Logf("NodeStageVolume ran: %s", timed.String())
+			}
 		}
-		stages = append(stages, time.Since(start))
-		if i == 0 {
-			t.Logf("NodeStageVolume ran: %s", timed.String())
-		}
-		if _, err := n.NodeUnstageVolume(ctxT(t), &csi.NodeUnstageVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: staging}); err != nil {
-			t.Fatal(err)
-		}
-
-		// The same device, blank again: what mkfs and mount alone take.
-		dev, err := filepath.EvalSymlinks(e.Sim.GuestLink(vol.GetVolumeId()))
+		dev, err := filepath.EvalSymlinks(e.Sim.GuestLink(vols[1].GetVolumeId()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		run(t, "wipefs", "-a", dev)
 		dir := t.TempDir()
-		start = time.Now()
-		run(t, "mkfs.ext4", "-F", "-m0", dev)
-		run(t, "mount", "-t", "ext4", dev, dir)
-		raws = append(raws, time.Since(start))
+		raw := func() {
+			start := time.Now()
+			run(t, "mkfs.ext4", "-q", "-F", "-m0", dev)
+			run(t, "mount", "-t", "ext4", dev, dir)
+			raws = append(raws, time.Since(start))
+		}
+		if i%2 == 0 {
+			stage()
+			raw()
+		} else {
+			raw()
+			stage()
+		}
 		run(t, "umount", dir)
-		if err := unpublish(ctxT(t), c, vol.GetVolumeId(), e.Server); err != nil {
+		if _, err := n.NodeUnstageVolume(ctxT(t), &csi.NodeUnstageVolumeRequest{VolumeId: vols[0].GetVolumeId(), StagingTargetPath: staging}); err != nil {
 			t.Fatal(err)
+		}
+		for _, vol := range vols {
+			if err := unpublish(ctxT(t), c, vol.GetVolumeId(), e.Server); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	s, r := median(stages), median(raws)
 	addRow(row{figure: "NodeStageVolume, blank 1 GiB drive, ext4", measured: ms(s),
-		baseline: fmt.Sprintf("%s (mkfs.ext4 + mount, same device)", ms(r)), ratio: fmt.Sprintf("%.2f", ratio(s, r)),
+		baseline: fmt.Sprintf("%s (mkfs.ext4 -q + mount(8), a fresh drive of the same size)", ms(r)), ratio: fmt.Sprintf("%.2f", ratio(s, r)),
 		goal: "≤ 1.1x", calls: "0", verdict: verdict(ratio(s, r) <= 1.1)})
 }
 

@@ -132,6 +132,9 @@ func saveConsole(t *testing.T, server, path string) {
 		return
 	}
 	if *keepLogs != "" {
+		if err := os.MkdirAll(*keepLogs, 0o755); err != nil {
+			t.Logf("guest console not kept: %v", err)
+		}
 		name := fmt.Sprintf("%s/%s-%s-console.log", *keepLogs, strings.ReplaceAll(t.Name(), "/", "_"), server[:8])
 		if err := os.WriteFile(name, b, 0o644); err == nil {
 			t.Logf("guest console: %s", name)

@@ -4,6 +4,7 @@ package guest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
+	"github.com/cloudsigma-csi/driver/pkg/cloudsim"
 	"github.com/cloudsigma-csi/driver/pkg/params"
 	"github.com/cloudsigma-csi/driver/pkg/virtio"
 	"github.com/cloudsigma-csi/driver/tests/harness"
@@ -51,19 +53,35 @@ func guestSanityConfig(e *env) sanity.TestConfig {
 	return cfg
 }
 
-// TestSanity runs csi-sanity's whole suite with the controller on the host
-// and the node plugin in the guest (guestSanityConfig).
-func TestSanity(t *testing.T) {
-	e := start(t)
-	identity(t, e, e.Server)
-	stageFigures(t, e)
+var sanitySerial = flag.String("sanity-serial", cloudsim.SerialVirtio,
+	"TestSanity: the serial form of the guest's disks: virtio (the UUID's, where serials identify drives), other or none (evidence: docs/identity.md)")
 
-	cfg := guestSanityConfig(e)
-	cfg.TestNodeVolumeAttachLimit = true
+// TestSanity runs csi-sanity's whole suite with the controller on the host
+// and the node plugin in the guest (guestSanityConfig). Ginkgo runs one
+// suite per process, so each serial form (-sanity-serial) is a process of
+// its own; make e2e-guest runs all three.
+func TestSanity(t *testing.T) {
+	form := *sanitySerial
+	var e *env
+	cfg := sanity.TestConfig{}
+	if form == cloudsim.SerialVirtio {
+		e = start(t)
+		identity(t, e, e.Server)
+		stageFigures(t, e)
+		cfg = guestSanityConfig(e)
+		cfg.TestNodeVolumeAttachLimit = true
+	} else {
+		// The attach-limit spec publishes blank drives of one size
+		// without staging them, which the attach window holds by design
+		// (docs/identity.md): it runs where serials identify drives.
+		e = startSerial(t, form)
+		identity(t, e, e.Server)
+		cfg = guestSanityConfig(e)
+	}
 	cfg.IdempotentCount = 3
 	begin := time.Now()
 	sanity.Test(t, cfg)
-	figure(t, "csi-sanity suite", time.Since(begin), "controller on the host, node in the guest")
+	figure(t, "csi-sanity suite, disk serials: "+form, time.Since(begin), "controller on the host, node in the guest")
 
 	if d := e.Sim.Drives(); len(d) != 0 {
 		t.Errorf("sanity left %d drives behind", len(d))
@@ -71,8 +89,10 @@ func TestSanity(t *testing.T) {
 	if s := e.Sim.Snapshots(); len(s) != 0 {
 		t.Errorf("sanity left %d snapshots behind", len(s))
 	}
-	if got := e.guestSerials(t); len(got) != 0 {
-		t.Errorf("disks left in the guest: %v", got)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := e.Sim.GuestRun(ctx, "sh", "-c", "ls /sys/block | grep '^vd' || true"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("disks left in the guest: %q %v", out, err)
 	}
 }
 
@@ -96,8 +116,10 @@ func identity(t *testing.T, e *env, server string) {
 }
 
 // stageFigures times an attach (publish until the disk is in the guest
-// with its serial) and NodeStage against a plain mkfs.ext4 + mount of a
-// second drive in the guest.
+// with its serial), the first NodeStage after boot (the node detects its
+// identity mode then), and NodeStage against a plain mkfs.ext4 + mount of
+// another fresh drive of the same size in the guest, two rounds in
+// alternating order.
 func stageFigures(t *testing.T, e *env) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -108,8 +130,9 @@ func stageFigures(t *testing.T, e *env) {
 		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
 		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 	}
-	vols := make([]string, 2)
-	pubs := make([]map[string]string, 2)
+	const rounds = 2
+	vols := make([]string, 1+2*rounds)
+	pubs := make([]map[string]string, len(vols))
 	for i := range vols {
 		v, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{
 			Name: fmt.Sprintf("figures-%d", i), CapacityRange: &csi.CapacityRange{RequiredBytes: gib},
@@ -139,25 +162,49 @@ func stageFigures(t *testing.T, e *env) {
 			figure(t, "attach (publish to disk visible in the guest)", time.Since(begin), fmt.Sprintf("ControllerPublishVolume itself %s", published.Round(time.Millisecond)))
 		}
 	}
-	staging := "/var/lib/figures/staging"
-	begin := time.Now()
-	if _, err := node.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{
-		VolumeId: vols[0], PublishContext: pubs[0], StagingTargetPath: staging, VolumeCapability: mount,
-	}); err != nil {
-		t.Fatalf("NodeStageVolume: %v", err)
+	staging := func(i int) string { return fmt.Sprintf("/var/lib/figures/staging-%d", i) }
+	stage := func(i int) time.Duration {
+		begin := time.Now()
+		if _, err := node.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{
+			VolumeId: vols[i], PublishContext: pubs[i], StagingTargetPath: staging(i), VolumeCapability: mount,
+		}); err != nil {
+			t.Fatalf("NodeStageVolume: %v", err)
+		}
+		return time.Since(begin)
 	}
-	figure(t, "NodeStage of a blank 1 GiB drive (find, mkfs, mount)", time.Since(begin), "")
-	begin = time.Now()
-	if _, err := e.Sim.GuestRun(ctx, "sh", "-c", "mkfs.ext4 -q /dev/disk/by-id/$1 && mkdir -p /mnt/plain && mount /dev/disk/by-id/$1 /mnt/plain",
-		"plain", virtio.ByIDName(vols[1])); err != nil {
-		t.Fatalf("plain mkfs + mount: %v", err)
+	raw := func(i int) time.Duration {
+		begin := time.Now()
+		if _, err := e.Sim.GuestRun(ctx, "sh", "-c", "mkfs.ext4 -q -F -m0 /dev/disk/by-id/$1 && mkdir -p $2 && mount /dev/disk/by-id/$1 $2",
+			"plain", virtio.ByIDName(vols[i]), staging(i)); err != nil {
+			t.Fatalf("plain mkfs + mount: %v", err)
+		}
+		return time.Since(begin)
 	}
-	figure(t, "plain mkfs.ext4 + mount of the same size", time.Since(begin), "by hand in the guest")
-	if _, err := e.Sim.GuestRun(ctx, "umount", "/mnt/plain"); err != nil {
-		t.Fatal(err)
+	figure(t, "first NodeStage after boot (identity mode detected)", stage(0), "blank 1 GiB drive: find, mkfs, mount")
+	var staged, plain time.Duration
+	for r := range rounds {
+		a, b := 1+2*r, 2+2*r
+		if r%2 == 0 {
+			staged += stage(a)
+			plain += raw(b)
+		} else {
+			plain += raw(b)
+			staged += stage(a)
+		}
 	}
-	if _, err := node.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vols[0], StagingTargetPath: staging}); err != nil {
-		t.Fatal(err)
+	staged, plain = staged/rounds, plain/rounds
+	figure(t, "NodeStage of a blank 1 GiB drive (find, mkfs, mount)", staged, fmt.Sprintf("%.2fx plain (goal 1.1x); mean of %d", float64(staged)/float64(plain), rounds))
+	figure(t, "plain mkfs.ext4 -q + mount, a drive like it", plain, fmt.Sprintf("by hand in the guest; mean of %d", rounds))
+	for i := range vols {
+		if i > 0 && i%2 == 0 {
+			if _, err := e.Sim.GuestRun(ctx, "umount", staging(i)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := node.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vols[i], StagingTargetPath: staging(i)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, v := range vols {
 		begin := time.Now()

@@ -208,7 +208,17 @@ func (e *Env) StartDriver() {
 
 // serialsOnly: see Options.SerialsOnly.
 func (e *Env) serialsOnly() bool {
-	return e.opts.SerialsOnly || (e.opts.QEMU != nil && e.opts.QEMU.Serial != cloudsim.SerialNone)
+	if e.opts.SerialsOnly {
+		return true
+	}
+	if e.opts.QEMU == nil {
+		return false
+	}
+	switch e.opts.QEMU.Serial {
+	case "", cloudsim.SerialVirtio, cloudsim.SerialHex:
+		return true
+	}
+	return false
 }
 
 // StopDriver stops the driver gracefully: calls in flight finish first.
