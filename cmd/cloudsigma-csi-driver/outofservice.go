@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	storagev1client "k8s.io/client-go/kubernetes/typed/storage/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -55,29 +53,7 @@ func outOfServiceKube(cfg config) (outofservice.Kube, error) {
 	}
 	rc.UserAgent = "cloudsigma-csi-driver/" + driver.Version()
 	rc.Timeout = 30 * time.Second // one request; the reconciler retries next pass
-	return newKubeClients(rc)
-}
-
-// kubeClients are the two typed clients the reconciler uses, built alone:
-// kubernetes.NewForConfig would link every API group's client (tens of MB).
-type kubeClients struct {
-	core    corev1client.CoreV1Interface
-	storage storagev1client.StorageV1Interface
-}
-
-func (k kubeClients) CoreV1() corev1client.CoreV1Interface          { return k.core }
-func (k kubeClients) StorageV1() storagev1client.StorageV1Interface { return k.storage }
-
-func newKubeClients(rc *rest.Config) (outofservice.Kube, error) {
-	core, err := corev1client.NewForConfig(rc)
-	if err != nil {
-		return nil, err
-	}
-	storage, err := storagev1client.NewForConfig(rc)
-	if err != nil {
-		return nil, err
-	}
-	return kubeClients{core: core, storage: storage}, nil
+	return outofservice.NewKube(rc)
 }
 
 // startOutOfService runs the reconciler until ctx ends.

@@ -136,7 +136,8 @@ current-context: x
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) == 0 || !strings.HasPrefix(seen[0], "GET /api/v1/nodes?resourceVersion=0 cloudsigma-csi-driver/") {
+	if len(seen) == 0 || !strings.HasPrefix(seen[0], "GET /api/v1/nodes?") || !strings.Contains(seen[0], "resourceVersion=0") ||
+		!strings.Contains(seen[0], " cloudsigma-csi-driver/") {
 		t.Errorf("first request %q, want a list from the watch cache with the driver's user agent", seen)
 	}
 }

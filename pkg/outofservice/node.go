@@ -7,8 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -66,7 +64,7 @@ func (r *Reconciler) patch(ctx context.Context, n *corev1.Node, taints []corev1.
 		klog.ErrorS(err, "Cannot encode the node patch", "node", n.Name)
 		return false
 	}
-	_, err = r.cfg.Kube.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	err = r.cfg.Kube.PatchNode(ctx, n.Name, body)
 	switch {
 	case apierrors.IsConflict(err):
 		klog.V(2).InfoS("Node changed while deciding on its out-of-service taint; the next pass decides again", "node", n.Name, "resourceVersion", n.ResourceVersion)

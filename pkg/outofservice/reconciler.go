@@ -27,8 +27,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	storagev1client "k8s.io/client-go/kubernetes/typed/storage/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/cloudsigma-csi/driver/pkg/cloudsigma"
@@ -53,15 +51,6 @@ const (
 // Cloud is the part of the CloudSigma API the reconciler reads.
 type Cloud interface {
 	GetServer(ctx context.Context, uuid string) (*cloudsigma.Server, error)
-}
-
-// Kube is the part of kubernetes.Interface the reconciler uses: a
-// *kubernetes.Clientset and the fake clientset satisfy it, and so does a
-// pair of the two typed clients alone, which is what the command builds (the
-// whole clientset would link every API group's client into the driver).
-type Kube interface {
-	CoreV1() corev1client.CoreV1Interface
-	StorageV1() storagev1client.StorageV1Interface
 }
 
 // Config configures a Reconciler.
@@ -134,13 +123,13 @@ func (r *Reconciler) Run(ctx context.Context) {
 // Sync makes one pass over every Node. A failure on one node is logged and
 // leaves that node for the next pass; only a failed list is returned.
 func (r *Reconciler) Sync(ctx context.Context) error {
-	nodes, err := r.cfg.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	nodes, err := r.cfg.Kube.ListNodes(ctx)
 	if err != nil {
 		return fmt.Errorf("listing nodes: %w", err)
 	}
-	seen := make(map[string]bool, len(nodes.Items))
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	seen := make(map[string]bool, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
 		seen[n.Name] = true
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -259,7 +248,7 @@ func (r *Reconciler) maybeRelease(ctx context.Context, n *corev1.Node, ready cor
 // serverOf is the CloudSigma server UUID the node registered for this
 // driver in its CSINode, "" when there is no such CSINode or entry.
 func (r *Reconciler) serverOf(ctx context.Context, node string) (string, error) {
-	csiNode, err := r.cfg.Kube.StorageV1().CSINodes().Get(ctx, node, metav1.GetOptions{})
+	csiNode, err := r.cfg.Kube.GetCSINode(ctx, node)
 	if apierrors.IsNotFound(err) {
 		return "", nil
 	}

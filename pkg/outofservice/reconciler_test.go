@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -33,8 +34,7 @@ const (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// The whole clientset (and so the fake) is a Kube.
-var _ outofservice.Kube = kubernetes.Interface(nil)
+var _ outofservice.Kube = clientsetKube{}
 
 // cloud is a fake CloudSigma API: a status per server, or an error.
 type cloud struct {
@@ -64,6 +64,26 @@ func (c *cloud) set(uuid, status string) {
 	c.status[uuid] = status
 }
 
+// clientsetKube is outofservice.Kube over a clientset (here the fake one).
+type clientsetKube struct{ c kubernetes.Interface }
+
+func (k clientsetKube) ListNodes(ctx context.Context) ([]corev1.Node, error) {
+	l, err := k.c.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+func (k clientsetKube) GetCSINode(ctx context.Context, name string) (*storagev1.CSINode, error) {
+	return k.c.StorageV1().CSINodes().Get(ctx, name, metav1.GetOptions{})
+}
+
+func (k clientsetKube) PatchNode(ctx context.Context, name string, patch []byte) error {
+	_, err := k.c.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: outofservice.FieldManager})
+	return err
+}
+
 // env is a reconciler over a fake clientset with one node, and a clock.
 type env struct {
 	kube  *fake.Clientset
@@ -76,7 +96,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	t.Helper()
 	e := &env{kube: fake.NewClientset(objs...), cloud: &cloud{status: map[string]string{}}, now: t0}
 	r, err := outofservice.New(outofservice.Config{
-		Kube: e.kube, Cloud: e.cloud, After: after, Now: func() time.Time { return e.now },
+		Kube: clientsetKube{e.kube}, Cloud: e.cloud, After: after, Now: func() time.Time { return e.now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +452,7 @@ func TestOperatorRemovalOfOurTaintIsRespected(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
-	kube, c := fake.NewClientset(), &cloud{}
+	kube, c := clientsetKube{fake.NewClientset()}, &cloud{}
 	for name, cfg := range map[string]outofservice.Config{
 		"no kube":           {Cloud: c},
 		"no cloud":          {Kube: kube},
@@ -449,7 +469,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 func TestRunUntilCancelled(t *testing.T) {
 	kube := fake.NewClientset(node(corev1.ConditionUnknown, time.Now().Add(-time.Hour)), csiNode(ourDriver(serverID)))
 	c := &cloud{status: map[string]string{serverID: cloudsigma.StatusStopped}}
-	r, err := outofservice.New(outofservice.Config{Kube: kube, Cloud: c, After: after, Interval: time.Hour})
+	r, err := outofservice.New(outofservice.Config{Kube: clientsetKube{kube}, Cloud: c, After: after, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

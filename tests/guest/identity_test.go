@@ -186,3 +186,124 @@ func startSerial(t *testing.T, serial string) *env {
 	t.Cleanup(func() { conn.Close() })
 	return &env{Env: h, node: conn, nodes: map[string]*grpc.ClientConn{h.Server: conn}, cc: csi.NewControllerClient(h.Conn())}
 }
+
+// TestIdentityHandAttached: in a guest whose disks show no serial, a drive
+// attached by hand (through the API, not the driver) has the size of a
+// volume published next. While both are blank nothing tells them apart:
+// the stage is refused, nothing is formatted or mounted. Once the other
+// drive holds something, the volume stages on its own device and the other
+// drive is left as it was.
+func TestIdentityHandAttached(t *testing.T) {
+	e := startSerial(t, cloudsim.SerialNone)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	node := e.nodeClient()
+	mount := &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}
+	disks := func(want string) {
+		e.waitGuest(ctx, t, want+" disks", "ls /sys/block | grep -c '^vd' || true", want)
+	}
+	hand := e.drive(ctx, t, "hand-attached")
+	e.attach(ctx, t, hand)
+	disks("1")
+	v, err := e.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "identity-hand", CapacityRange: &csi.CapacityRange{RequiredBytes: gib},
+		VolumeCapabilities: []*csi.VolumeCapability{mount}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := v.Volume.VolumeId
+	var pc map[string]string
+	if err := retryCodes(ctx, func() error {
+		p, err := e.cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: vol, NodeId: e.Server, VolumeCapability: mount})
+		pc = p.GetPublishContext()
+		return err
+	}, codes.Unavailable, codes.Aborted); err != nil {
+		t.Fatal(err)
+	}
+	disks("2")
+	staging := "/var/lib/identity/hand"
+	stage := func(limit time.Duration) error {
+		sctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		_, err := node.NodeStageVolume(sctx, &csi.NodeStageVolumeRequest{VolumeId: vol, PublishContext: pc, StagingTargetPath: staging, VolumeCapability: mount})
+		return err
+	}
+	err = stage(20 * time.Second)
+	if c := status.Code(err); c != codes.FailedPrecondition && c != codes.DeadlineExceeded && c != codes.NotFound {
+		t.Fatalf("stage beside a blank hand-attached twin: %v, want a refusal", err)
+	}
+	t.Logf("refused, as it must be: %v", err)
+	for _, id := range []string{hand, vol} {
+		if !zeroHead(t, e, id) {
+			t.Errorf("drive %s was written by a refused stage", id)
+		}
+	}
+	if out, _ := e.Sim.GuestRun(ctx, "sh", "-c", "grep ' /var/lib/identity' /proc/mounts || true"); strings.TrimSpace(out) != "" {
+		t.Fatalf("mounted after a refusal: %s", out)
+	}
+
+	// The hand-attached drive holds something now: it no longer looks like
+	// the volume.
+	e.detach(ctx, t, hand)
+	disks("1")
+	mark := []byte("written by hand, not a file system")
+	f, err := os.OpenFile(filepath.Join(e.Sim.DataDir(), hand+".img"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(mark, 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	e.attach(ctx, t, hand)
+	disks("2")
+	if err := stage(time.Minute); err != nil {
+		t.Fatalf("stage once the other drive is distinct: %v", err)
+	}
+	got, err := e.Sim.GuestRun(ctx, "findmnt", "-n", "-o", "UUID", staging)
+	if err != nil || strings.TrimSpace(got) != fsUUID(t, e, vol) {
+		t.Fatalf("staged file system %q (%v), want the volume's %q", strings.TrimSpace(got), err, fsUUID(t, e, vol))
+	}
+	b := make([]byte, len(mark))
+	if f, err := os.Open(filepath.Join(e.Sim.DataDir(), hand+".img")); err != nil {
+		t.Fatal(err)
+	} else {
+		_, err = f.ReadAt(b, 4096)
+		f.Close()
+		if err != nil || string(b) != string(mark) || fsUUID(t, e, hand) != "no ext4" {
+			t.Fatalf("the hand-attached drive changed: %q %v, fs %s", b, err, fsUUID(t, e, hand))
+		}
+	}
+	if _, err := node.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vol, StagingTargetPath: staging}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: e.Server}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: vol}); err != nil {
+		t.Fatal(err)
+	}
+	e.detach(ctx, t, hand)
+}
+
+// zeroHead reports whether a drive's first 4 MiB, in its backing file on
+// the host, are zeros.
+func zeroHead(t *testing.T, e *env, id string) bool {
+	f, err := os.Open(filepath.Join(e.Sim.DataDir(), id+".img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4<<20)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
