@@ -16,8 +16,8 @@ import (
 
 // Idle resident memory of the driver in each mode, a few seconds after
 // start (the controller talking to a simulator), built as the image builds
-// it; the baseline is the same driver built with -tags nooutofservice, which
-// links no client-go (the opt-in out-of-service reconciler's only need).
+// it; the baseline is the same driver built with -tags nooutofservice,
+// which links no out-of-service reconciler and no Kubernetes client.
 func TestIdleRSS(t *testing.T) {
 	bin := t.TempDir()
 	for _, b := range []struct{ out, pkg, tags string }{
@@ -53,7 +53,7 @@ func TestIdleRSS(t *testing.T) {
 		rss, anon, file := idle("cloudsigma-csi-driver", mode)
 		slim, _, _ := idle("slim-driver", mode)
 		addRow(row{figure: "Idle RSS, driver --mode " + mode, measured: mib(rss),
-			baseline: fmt.Sprintf("%s (built without client-go: -tags nooutofservice)", mib(slim)), ratio: fmt.Sprintf("%.2f", float64(rss)/float64(slim)),
+			baseline: fmt.Sprintf("%s (built without the out-of-service reconciler: -tags nooutofservice)", mib(slim)), ratio: fmt.Sprintf("%.2f", float64(rss)/float64(slim)),
 			goal: "≤ 30 MiB", calls: fmt.Sprintf("anon %s, file-backed %s", mib(anon), mib(file)), verdict: verdict(rss <= 30<<20)})
 	}
 }
