@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -29,8 +31,8 @@ type blankRange struct {
 // header at 4 MiB (512 bytes). From the end: everything within 768 KiB
 // (ZFS's last labels, Linux RAID, DDF, the backup GPT header and the other
 // RAID formats), bcachefs's backup at 1 MiB, Promise FastTrack at 3087
-// sectors (about 1.51 MiB). Zoned devices (btrfs's zone superblocks) are
-// not covered; virtio disks are not zoned.
+// sectors (about 1.51 MiB). Zoned block devices (btrfs keeps superblocks
+// in zones further in; virtio-blk can be zoned) are never called blank.
 var blankRanges = []blankRange{
 	{0, 768 << 10, false},
 	{960 << 10, 128 << 10, false},  // 1 MiB
@@ -60,6 +62,9 @@ func Blank(dev string) (bool, error) {
 		return false, fmt.Errorf("opening %s: %w", dev, err)
 	}
 	defer unix.Close(fd)
+	if zoned(fd) {
+		return false, nil
+	}
 	size, err := unix.Seek(fd, 0, io.SeekEnd)
 	if err != nil {
 		return false, fmt.Errorf("size of %s: %w", dev, err)
@@ -91,6 +96,17 @@ func Blank(dev string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// zoned reports whether fd is a zoned block device (its sysfs
+// queue/zoned says other than "none"; a kernel without the file has none).
+func zoned(fd int) bool {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/queue/zoned", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+	return err == nil && strings.TrimSpace(string(b)) != "none"
 }
 
 // blankBuffers hold Blank's reads, kept because faulting in fresh pages

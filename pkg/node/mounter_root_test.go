@@ -27,7 +27,7 @@ func TestDirectMounter(t *testing.T) {
 	if err := unix.Mkdir(target, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Mount(d.Dev, target, "ext4", []string{"ro", "noatime", "defaults"}); err != nil {
+	if err := m.Mount(d.Dev, target, "ext4", []string{"ro,noatime", "defaults"}); err != nil {
 		t.Fatalf("mount(2) of %s: %v", d.Dev, err)
 	}
 	if log := wrapped.GetLog(); len(log) != 0 {
@@ -53,6 +53,8 @@ func TestDirectMounter(t *testing.T) {
 		{d.Dev, "ext4", []string{"nofail"}},
 		{dir, "", []string{"bind"}},
 		{d.Dev, "", nil},
+		{d.Dev, "ext4", []string{"noatime,shared"}}, // joined: still seen
+		{"none", "tmpfs", nil},                       // not a block device
 	} {
 		wrapped.ResetLog()
 		if err := m.Mount(tc.source, target, tc.fsType, tc.opts); err != nil {
