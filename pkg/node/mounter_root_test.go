@@ -54,7 +54,7 @@ func TestDirectMounter(t *testing.T) {
 		{dir, "", []string{"bind"}},
 		{d.Dev, "", nil},
 		{d.Dev, "ext4", []string{"noatime,shared"}}, // joined: still seen
-		{"none", "tmpfs", nil},                       // not a block device
+		{"none", "tmpfs", nil},                      // not a block device
 	} {
 		wrapped.ResetLog()
 		if err := m.Mount(tc.source, target, tc.fsType, tc.opts); err != nil {
