@@ -32,9 +32,6 @@ func newVMGuests(cfg Config) (map[string]*vmGuest, error) {
 		if id == cfg.LocalServer {
 			return nil, fmt.Errorf("QEMU guest server %s is the local server: use Config.QEMU (--guest-qemu) for it", id)
 		}
-		if _, ok := cfg.GuestServers[id]; ok {
-			return nil, fmt.Errorf("server %s is both a QEMU guest and a loop-device guest server: choose one", id)
-		}
 		if q.ImageDir == "" {
 			return nil, fmt.Errorf("QEMU guest server %s has no image directory", id)
 		}

@@ -120,6 +120,11 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.QEMU != nil && cfg.LocalServer == "" {
 		return nil, errors.New("a QEMU guest needs a local server")
 	}
+	for id := range cfg.QEMUServers {
+		if _, ok := cfg.GuestServers[id]; ok {
+			return nil, fmt.Errorf("server %s is both a QEMU guest and a loop-device guest server: choose one", id)
+		}
+	}
 	if _, ok := caps.Drives[caps.DefaultStorageType]; !ok {
 		return nil, fmt.Errorf("default storage type %q is not in the capabilities", caps.DefaultStorageType)
 	}
