@@ -40,6 +40,12 @@ var (
 // bootTimeout is generous: software emulation on a busy 2-core machine.
 const bootTimeout = 4 * time.Minute
 
+// ext4Writer is the capability the guest tests stage most volumes with.
+var ext4Writer = &csi.VolumeCapability{
+	AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
+	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+}
+
 // figures are printed after the tests, in the order they were taken.
 var figures struct {
 	sync.Mutex

@@ -44,10 +44,7 @@ func TestIdentityNoSerial(t *testing.T) {
 	defer cancel()
 	ctrl := csi.NewControllerClient(e.Conn())
 	node := e.nodeClient()
-	mount := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
-	}
+	mount := ext4Writer
 	vols := make([]string, n)
 	for i := range vols {
 		v, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("identity-%d", i),
@@ -198,10 +195,7 @@ func TestIdentityHandAttached(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	node := e.nodeClient()
-	mount := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
-	}
+	mount := ext4Writer
 	disks := func(want string) {
 		e.waitGuest(ctx, t, want+" disks", "ls /sys/block | grep -c '^vd' || true", want)
 	}

@@ -126,10 +126,7 @@ func stageFigures(t *testing.T, e *env) {
 	defer cancel()
 	ctrl := csi.NewControllerClient(e.Conn())
 	node := e.nodeClient()
-	mount := &csi.VolumeCapability{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
-	}
+	mount := ext4Writer
 	const rounds = 2
 	vols := make([]string, 1+2*rounds)
 	pubs := make([]map[string]string, len(vols))
