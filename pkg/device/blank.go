@@ -23,14 +23,13 @@ type blankRange struct {
 // blankRanges cover every byte libblkid (util-linux 2.38 to 2.43) reads
 // at a fixed place when it probes for file systems, RAID, LVM, crypto and
 // partition tables (blkid -p), each with at least 60 KiB to spare
-// (blank_test.go lists them); reads
-// at offsets taken from the device's content only follow a signature found
-// in these. From the start: everything up to 512 KiB (ZFS's second label,
+// (blank_test.go lists them); reads at offsets taken from the device's
+// content only follow a signature found in these. From the start: everything up to 512 KiB (ZFS's second label,
 // xfs_log, UFS, LUKS2's nearer secondary headers and all the rest), VMFS
 // volume at 1 MiB, VMFS and bcachefs at 2 MiB, LUKS2's farthest secondary
 // header at 4 MiB (512 bytes). From the end: everything within 768 KiB
 // (ZFS's last labels, Linux RAID, DDF, the backup GPT header and the other
-// RAID formats), bcachefs's backup at 1 MiB, Promise FastTrack at 3087
+// RAID formats; read to 832 KiB), bcachefs's backup at 1 MiB, Promise FastTrack at 3087
 // sectors (about 1.51 MiB). Zoned block devices (btrfs keeps superblocks
 // in zones further in; virtio-blk can be zoned) are never called blank.
 var blankRanges = []blankRange{
@@ -38,7 +37,7 @@ var blankRanges = []blankRange{
 	{960 << 10, 128 << 10, false},  // 1 MiB
 	{1984 << 10, 128 << 10, false}, // 2 MiB
 	{4032 << 10, 128 << 10, false}, // 4 MiB
-	{768 << 10, 768 << 10, true},
+	{832 << 10, 832 << 10, true},
 	{1088 << 10, 128 << 10, true}, // 1 MiB before the end
 	{1664 << 10, 192 << 10, true}, // 3087 sectors before the end
 }
