@@ -118,7 +118,7 @@ func identity(t *testing.T, e *env, server string) {
 // stageFigures times an attach (publish until the disk is in the guest
 // with its serial), the first NodeStage after boot (the node detects its
 // identity mode then), and NodeStage against a plain mkfs.ext4 + mount of
-// another fresh drive of the same size in the guest, two rounds in
+// another fresh drive of the same size in the guest, four rounds in
 // alternating order.
 func stageFigures(t *testing.T, e *env) {
 	t.Helper()
@@ -127,7 +127,7 @@ func stageFigures(t *testing.T, e *env) {
 	ctrl := csi.NewControllerClient(e.Conn())
 	node := e.nodeClient()
 	mount := ext4Writer
-	const rounds = 2
+	const rounds = 4
 	vols := make([]string, 1+2*rounds)
 	pubs := make([]map[string]string, len(vols))
 	for i := range vols {
