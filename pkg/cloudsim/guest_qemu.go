@@ -56,6 +56,16 @@ const (
 	SerialNone = "none"
 )
 
+// SerialNamesDrive reports whether disks plugged in serial form name their
+// drive (a UUID form), so a node can identify drives by serial alone.
+func SerialNamesDrive(form string) bool {
+	switch form {
+	case "", SerialVirtio, SerialHex:
+		return true
+	}
+	return false
+}
+
 // serialFor is the serial of drive driveUUID's disk in form; seq numbers
 // the guest's disks (SerialOther).
 func serialFor(form, driveUUID string, seq int) (string, error) {

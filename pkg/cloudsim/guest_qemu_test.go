@@ -21,6 +21,11 @@ func TestSerialForms(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q", form, got, err, want)
 		}
 	}
+	for form, names := range map[string]bool{"": true, SerialVirtio: true, SerialHex: true, SerialOther: false, SerialNone: false} {
+		if SerialNamesDrive(form) != names {
+			t.Errorf("SerialNamesDrive(%q) = %t", form, !names)
+		}
+	}
 	if _, err := serialFor("scsi", id, 1); err == nil {
 		t.Error("an unknown serial form was accepted")
 	}

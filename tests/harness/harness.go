@@ -208,17 +208,7 @@ func (e *Env) StartDriver() {
 
 // serialsOnly: see Options.SerialsOnly.
 func (e *Env) serialsOnly() bool {
-	if e.opts.SerialsOnly {
-		return true
-	}
-	if e.opts.QEMU == nil {
-		return false
-	}
-	switch e.opts.QEMU.Serial {
-	case "", cloudsim.SerialVirtio, cloudsim.SerialHex:
-		return true
-	}
-	return false
+	return e.opts.SerialsOnly || (e.opts.QEMU != nil && cloudsim.SerialNamesDrive(e.opts.QEMU.Serial))
 }
 
 // StopDriver stops the driver gracefully: calls in flight finish first.
